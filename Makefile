@@ -1,0 +1,47 @@
+# The front door: `make demo` runs the pipeline locally, `make test` runs every test.
+# Both create their own virtual environment first (.venv, Python 3.13 like the Lambda runtime).
+SHELL := /bin/bash
+PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.*/bin/python3.13) $(shell command -v python3.13) python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: deps demo test unit integration contract validate clean
+
+deps: $(STAMP)
+
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(SAM):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
+
+demo: deps
+	$(PY) -m videodb_retry_local.demo $(DEMO_ARGS)
+
+test: deps validate
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: deps
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+contract: deps
+	$(PY) -m pytest tests/contract $(PYTEST_ARGS)
+
+validate: $(SAM)
+	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -1,0 +1,161 @@
+"""A small VideoDB HTTP client: the retry call, polling an async job, listing downloads.
+
+One :class:`requests.Session` is reused across calls (connection reuse on warm Lambdas).
+The API key is sent only to the configured API origin; it is never logged or put in errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from videodb_retry import __version__
+from videodb_retry.errors import AuthError, PermanentError, TransientError
+from videodb_retry.settings import Settings, url_origin
+from videodb_retry.status import JobStatus, UnreadableResponse, parse_job_response
+
+CLIENT_HEADER = "x-videodb-client"
+CLIENT_NAME = f"videodb-retry/{__version__}"
+# Statuses that mean "this request will never work": the message goes to the DLQ at once.
+PERMANENT_STATUSES = frozenset({400, 403, 404, 405, 409, 410, 422})
+
+
+class ForeignOriginError(PermanentError):
+    """A URL to follow is not on the configured API origin; the key is not sent there."""
+
+
+class ApiKeySource(Protocol):
+    """Where the client gets the key: call it for the (cached) key, ``refresh`` to re-read."""
+
+    def __call__(self) -> str: ...
+
+    def refresh(self) -> str: ...
+
+
+class VideoDBClient:
+    """Calls the VideoDB API with the key from ``api_key``.
+
+    A 401 re-reads the key once (it may have been rotated) and repeats the call; a second
+    401 is raised as :class:`AuthError`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        api_key: ApiKeySource,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._settings = settings
+        self._api_key = api_key
+        self._session = session or requests.Session()
+        self._origin = settings.api_origin
+
+    def retry_download(self, download_id: str) -> JobStatus:
+        """``POST /download/{id}``: ask VideoDB to retry a failed download."""
+        return _parse(self._call("POST", f"/download/{download_id}"))
+
+    def get_job(self, output_url: str) -> JobStatus:
+        """``GET`` an async job's ``output_url`` (only on the API origin) and parse it."""
+        return _parse(self._call("GET", output_url))
+
+    def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]:
+        """``GET /download``: one page of download records."""
+        body = self._call("GET", "/download", params={"page_index": page_index, "count": count})
+        data = body.get("data") if isinstance(body, dict) else None
+        downloads = data.get("downloads") if isinstance(data, dict) else None
+        if not isinstance(downloads, list):
+            raise TransientError("download list answer has no data.downloads list")
+        return [d for d in downloads if isinstance(d, dict)]
+
+    def is_on_api_origin(self, url: str) -> bool:
+        """True when ``url`` has the same scheme, host and port as the configured API."""
+        try:
+            return url_origin(url) == self._origin
+        except ValueError:
+            return False
+
+    def _call(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        try:
+            return self._send(method, path_or_url, self._api_key(), **kwargs)
+        except AuthError:
+            return self._send(method, path_or_url, self._api_key.refresh(), **kwargs)
+
+    def _send(self, method: str, path_or_url: str, key: str, **kwargs: Any) -> Any:
+        url = path_or_url
+        if not url.startswith(("http://", "https://")):
+            url = self._settings.api_base_url + path_or_url
+        if not self.is_on_api_origin(url):
+            raise ForeignOriginError("URL is not on the configured VideoDB API origin; not followed")
+        headers = {
+            "x-access-token": key,
+            CLIENT_HEADER: CLIENT_NAME,
+            "accept": "application/json",
+        }
+        try:
+            response = self._session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=(self._settings.connect_timeout_seconds, self._settings.read_timeout_seconds),
+                allow_redirects=False,  # a redirect could carry the key off the origin
+                **kwargs,
+            )
+        except requests.Timeout as exc:
+            raise TransientError(f"{method} {_path(url)} timed out ({type(exc).__name__})") from None
+        except requests.ConnectionError:
+            raise TransientError(f"{method} {_path(url)} could not connect") from None
+        return _read(method, url, response)
+
+
+def _parse(body: Any) -> JobStatus:
+    try:
+        return parse_job_response(body)
+    except UnreadableResponse as exc:
+        # An odd answer is the API's problem, not the message's: try again later.
+        raise TransientError(f"unreadable VideoDB answer: {exc}") from None
+
+
+def _read(method: str, url: str, response: requests.Response) -> Any:
+    status = response.status_code
+    where = f"{method} {_path(url)}"
+    if status == 200:
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(f"{where} answered 200 with a body that is not JSON") from None
+    message = _error_message(response)
+    text = f"{where} answered {status}{': ' + message if message else ''}"
+    if status == 401:
+        raise AuthError(text, status_code=status)
+    if status in PERMANENT_STATUSES:
+        raise PermanentError(text, status_code=status)
+    if status == 429 or status >= 500 or status == 402:
+        # 402 (insufficient credits) passes once the account is topped up.
+        raise TransientError(text, status_code=status, retry_after=_retry_after(response))
+    if 300 <= status < 400:
+        raise PermanentError(f"{where} answered a redirect ({status}); not followed", status)
+    raise PermanentError(text, status_code=status)
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"][:300]
+    return ""
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    raw = response.headers.get("Retry-After", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _path(url: str) -> str:
+    # Errors name the path only: no query strings, no hosts a reader need not see.
+    return urlsplit(url).path or "/"
+
+

@@ -1,0 +1,50 @@
+"""How a failed call is classified: the class decides where the message goes.
+
+- :class:`PermanentError`: retrying cannot help (bad id, unknown download, forbidden) -> DLQ now.
+- :class:`TransientError`: may work later (timeouts, 429, 5xx) -> fail the record; SQS redelivers.
+- :class:`AuthError`: 401; the key may have been rotated -> re-read the secret once, then transient.
+"""
+
+from __future__ import annotations
+
+
+class RetryPipelineError(Exception):
+    """Base of every error the pipeline classifies."""
+
+    code = "error"
+
+
+class PermanentError(RetryPipelineError):
+    """An error that no retry can fix; the message goes to the dead-letter queue."""
+
+    code = "permanent"
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TransientError(RetryPipelineError):
+    """An error that may pass; the record fails and SQS delivers it again later."""
+
+    code = "transient"
+
+    def __init__(
+        self, message: str, status_code: int | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class AuthError(TransientError):
+    """401 from VideoDB: the key is wrong or was rotated."""
+
+    code = "unauthorized"
+
+
+class ConfigurationError(TransientError):
+    """The deployment is not ready (e.g. the secret holds no key yet); transient by design so
+    that messages wait in the queue until an operator fixes it."""
+
+    code = "configuration"

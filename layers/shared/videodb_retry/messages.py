@@ -1,0 +1,121 @@
+"""The queue's message contract: what an SQS body may hold and how it becomes a retry request.
+
+A body is one of
+1. a bare download id: ``download-abc123``;
+2. JSON ``{"download_id": "...", "attempt": 2, "reason": "..."}`` (attempt and reason optional);
+3. a whole EventBridge event whose ``detail.download_id`` holds the id.
+Anything else is poison: it can never succeed, so it goes to the dead-letter queue with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Letters, digits, '-' and '_' only: the id is put into a URL path, so nothing that could
+# change the path ('/', '..', '%', spaces, control characters) may pass.
+MAX_DOWNLOAD_ID_LENGTH = 128
+_DOWNLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_DOWNLOAD_ID_LENGTH)
+MAX_REASON_LENGTH = 1024
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be processed; its text is the reason recorded in the DLQ."""
+
+
+@dataclass(frozen=True)
+class RetryRequest:
+    """One attempt to retry one download."""
+
+    download_id: str
+    attempt: int = 1
+    reason: str | None = None
+
+    def to_body(self) -> str:
+        """The JSON body that puts this request on the queue (contract shape 2)."""
+        body: dict[str, Any] = {"download_id": self.download_id, "attempt": self.attempt}
+        if self.reason:
+            body["reason"] = self.reason
+        return json.dumps(body, separators=(",", ":"))
+
+
+def is_valid_download_id(value: object) -> bool:
+    """True when ``value`` is a string that is safe to use as a VideoDB download id."""
+    return isinstance(value, str) and _DOWNLOAD_ID.fullmatch(value) is not None
+
+
+def validate_download_id(value: object) -> str:
+    """Return ``value`` if it is a valid download id, else raise :class:`PoisonMessage`."""
+    if is_valid_download_id(value):
+        return value  # type: ignore[return-value]
+    if not isinstance(value, str):
+        raise PoisonMessage(f"download_id must be a string, got {type(value).__name__}")
+    if not value:
+        raise PoisonMessage("download_id is empty")
+    if len(value) > MAX_DOWNLOAD_ID_LENGTH:
+        raise PoisonMessage(f"download_id is longer than {MAX_DOWNLOAD_ID_LENGTH} characters")
+    raise PoisonMessage(
+        f"download_id {_preview(value)} has characters other than letters, digits, '-' and '_'"
+    )
+
+
+def parse_body(body: str | None) -> RetryRequest:
+    """Turn an SQS message body into a :class:`RetryRequest`, or raise :class:`PoisonMessage`."""
+    if body is None or not body.strip():
+        raise PoisonMessage("message body is empty")
+    text = body.strip()
+    if is_valid_download_id(text):
+        return RetryRequest(download_id=text)
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise PoisonMessage(
+            f"message body {_preview(text)} is neither a download id nor JSON"
+        ) from None
+    if not isinstance(document, dict):
+        raise PoisonMessage(f"JSON body must be an object, got {type(document).__name__}")
+    if "detail" in document and "detail-type" in document:
+        return _from_event(document)
+    return _from_request(document)
+
+
+def _from_event(event: dict[str, Any]) -> RetryRequest:
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise PoisonMessage("EventBridge event has no detail object")
+    if "download_id" not in detail:
+        raise PoisonMessage("EventBridge event has no detail.download_id")
+    reason = detail.get("reason") or detail.get("error")
+    return RetryRequest(
+        download_id=validate_download_id(detail["download_id"]),
+        reason=_reason(reason) if isinstance(reason, str) else f"event {event.get('detail-type')}",
+    )
+
+
+def _from_request(document: dict[str, Any]) -> RetryRequest:
+    if "download_id" not in document:
+        raise PoisonMessage("JSON body has no download_id")
+    attempt = document.get("attempt", 1)
+    # bool is an int subclass; "attempt": true is a wrong type, not attempt 1.
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise PoisonMessage("attempt must be a whole number of at least 1")
+    reason = document.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise PoisonMessage("reason must be a string")
+    return RetryRequest(
+        download_id=validate_download_id(document["download_id"]),
+        attempt=attempt,
+        reason=_reason(reason) if reason else None,
+    )
+
+
+def _reason(text: str) -> str:
+    return text[:MAX_REASON_LENGTH]
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    """A short, printable rendering of untrusted text for error messages and logs."""
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return repr(shown + ("..." if len(text) > limit else ""))

@@ -1,0 +1,132 @@
+"""How one attempt ends, and what it announces.
+
+The outcome event's shape, the decision to try again and the re-queued message are built
+here only; the retry function sends them itself, the workflow sends what the poll function
+hands it (see statemachine/retry_workflow.asl.json).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from videodb_retry.aws_clients import client
+from videodb_retry.errors import TransientError
+from videodb_retry.messages import RetryRequest
+from videodb_retry.settings import Settings
+
+
+class Ending(enum.StrEnum):
+    """The three ways a retry attempt can end."""
+
+    DONE = "done"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+DETAIL_TYPES = {
+    Ending.DONE: "Download Retry Succeeded",
+    Ending.FAILED: "Download Retry Failed",
+    Ending.TIMED_OUT: "Download Retry Timed Out",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt of one download."""
+
+    ending: Ending
+    download_id: str
+    attempt: int
+    max_attempts: int
+    job_id: str | None = None
+    polls: int = 0
+    elapsed_seconds: float = 0.0
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def will_retry(self) -> bool:
+        """True when this attempt failed or timed out and another attempt is allowed."""
+        return self.ending is not Ending.DONE and self.attempt < self.max_attempts
+
+    @property
+    def detail_type(self) -> str:
+        """The EventBridge detail-type of the outcome event."""
+        return DETAIL_TYPES[self.ending]
+
+    def detail(self) -> dict[str, Any]:
+        """The outcome event's detail (never holds the API key)."""
+        detail: dict[str, Any] = {
+            "download_id": self.download_id,
+            "job_id": self.job_id,
+            "status": self.ending.value,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "polls": self.polls,
+            "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "will_retry": self.will_retry,
+        }
+        if self.error:
+            detail["error"] = self.error
+        if self.result:
+            detail["result"] = self.result
+        return detail
+
+    def next_request(self) -> RetryRequest:
+        """The message that re-queues this download for its next attempt."""
+        why = self.error or self.ending.value.replace("_", " ")
+        return RetryRequest(
+            download_id=self.download_id,
+            attempt=self.attempt + 1,
+            reason=f"attempt {self.attempt} {self.ending.value}: {why}"[:1024],
+        )
+
+    def for_workflow(self, settings: Settings) -> dict[str, Any]:
+        """What the state machine needs to re-queue and announce this outcome itself."""
+        return {
+            "detail_type": self.detail_type,
+            "detail": self.detail(),
+            "requeue": self.will_retry,
+            "requeue_body": self.next_request().to_body() if self.will_retry else "",
+            "requeue_delay_seconds": settings.requeue_delay_seconds,
+        }
+
+
+class OutcomePublisher:
+    """Re-queues and announces outcomes that end inside the retry function."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def settle(self, outcome: Outcome) -> None:
+        """Re-queue the download if attempts remain, then publish the outcome event.
+
+        The re-queue comes first: if it fails the record fails and is redelivered, so the
+        download is never left with neither a next attempt nor an announcement.
+        """
+        if outcome.will_retry:
+            client("sqs").send_message(
+                QueueUrl=self._settings.retry_queue_url,
+                MessageBody=outcome.next_request().to_body(),
+                DelaySeconds=min(self._settings.requeue_delay_seconds, 900),
+            )
+        self.publish(outcome)
+
+    def publish(self, outcome: Outcome) -> None:
+        """Put the outcome event on the event bus; raise if EventBridge did not take it."""
+        answer = client("events").put_events(
+            Entries=[
+                {
+                    "Source": self._settings.outcome_event_source,
+                    "DetailType": outcome.detail_type,
+                    "Detail": json.dumps(outcome.detail()),
+                    "EventBusName": self._settings.event_bus_name,
+                }
+            ]
+        )
+        if answer.get("FailedEntryCount"):
+            entry = answer["Entries"][0]
+            raise TransientError(f"outcome event not accepted: {entry.get('ErrorCode')}")

@@ -1,0 +1,155 @@
+"""One step of the wait/poll loop: look at the job once and say what the workflow does next.
+
+The workflow hands in its state and gets it back with ``status`` set to ``running`` (wait
+``wait_seconds`` and poll again), ``done``, ``failed`` or ``timed_out``; a finished state
+carries ``outcome``, which the workflow uses to re-queue and announce (see outcomes.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from videodb_retry.backoff import exponential_wait
+from videodb_retry.client import VideoDBClient
+from videodb_retry.errors import PermanentError, TransientError
+from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.settings import Settings
+from videodb_retry.status import JobState
+
+
+class TransientPollError(Exception):
+    """Raised for errors worth another try; the state machine's Retry matches this name."""
+
+
+class InvalidPollState(ValueError):
+    """The workflow handed in a state this function cannot work with."""
+
+
+@dataclass(frozen=True)
+class PollState:
+    """The workflow state the poll step reads."""
+
+    download_id: str
+    job_id: str
+    output_url: str
+    attempt: int
+    started_at: float
+    deadline_at: float
+    polls: int
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> PollState:
+        """Read and type-check the workflow state."""
+        try:
+            return cls(
+                download_id=str(state["download_id"]),
+                job_id=str(state["job_id"]),
+                output_url=str(state["output_url"]),
+                attempt=int(state["attempt"]),
+                started_at=float(state["started_at"]),
+                deadline_at=float(state["deadline_at"]),
+                polls=int(state.get("polls", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
+
+
+def poll_step(
+    state: dict[str, Any], videodb: VideoDBClient, settings: Settings, now: float
+) -> dict[str, Any]:
+    """Poll the job once (or settle a poll error) and return the next workflow state."""
+    current = PollState.from_dict(state)
+    if "poll_error" in state:
+        return _finish(state, current, settings, now, Ending.FAILED, {}, _cause(state["poll_error"]))
+    if not videodb.is_on_api_origin(current.output_url):
+        # Fail closed: the key goes only to the configured API origin.
+        error = "output_url is not on the configured VideoDB API origin; not followed"
+        return _finish(state, current, settings, now, Ending.FAILED, {}, error)
+    try:
+        job = videodb.get_job(current.output_url)
+    except PermanentError as exc:
+        return _finish(state, current, settings, now, Ending.FAILED, {}, str(exc), polled=True)
+    except TransientError as exc:
+        raise TransientPollError(str(exc)) from None
+    polls = current.polls + 1
+    if job.state is JobState.DONE:
+        return _finish(state, current, settings, now, Ending.DONE, job.result, None, polled=True)
+    if job.state is JobState.FAILED:
+        error = job.error or "VideoDB reported the job failed"
+        return _finish(state, current, settings, now, Ending.FAILED, {}, error, polled=True)
+    remaining = current.deadline_at - now
+    if remaining <= 0:
+        error = f"job still processing after {settings.poll_deadline_seconds} s"
+        return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
+    wait = exponential_wait(
+        polls,
+        settings.poll_first_wait_seconds,
+        settings.poll_backoff_factor,
+        settings.poll_max_wait_seconds,
+    )
+    # The last wait ends at the deadline, so the final poll happens right on it.
+    wait = max(1, min(wait, math.ceil(remaining)))
+    return {
+        **_base(state),
+        "polls": polls,
+        "wait_seconds": wait,
+        "status": JobState.RUNNING.value,
+        "elapsed_seconds": round(now - current.started_at, 1),
+    }
+
+
+def _finish(
+    state: dict[str, Any],
+    current: PollState,
+    settings: Settings,
+    now: float,
+    ending: Ending,
+    result: dict[str, Any],
+    error: str | None,
+    polled: bool = False,
+) -> dict[str, Any]:
+    polls = current.polls + (1 if polled else 0)
+    outcome = Outcome(
+        ending=ending,
+        download_id=current.download_id,
+        attempt=current.attempt,
+        max_attempts=settings.max_retry_attempts,
+        job_id=current.job_id,
+        polls=polls,
+        elapsed_seconds=now - current.started_at,
+        error=error,
+        result=result,
+    )
+    return {
+        **_base(state),
+        "polls": polls,
+        "status": ending.value,
+        "elapsed_seconds": round(now - current.started_at, 1),
+        "outcome": outcome.for_workflow(settings),
+    }
+
+
+def _base(state: dict[str, Any]) -> dict[str, Any]:
+    # Carry the identifying fields forward; drop per-step fields so the state stays small.
+    keep = ("download_id", "job_id", "output_url", "attempt", "started_at", "deadline_at")
+    return {key: state[key] for key in keep if key in state}
+
+
+def _cause(poll_error: Any) -> str:
+    """The error message out of a Step Functions Catch result ``{"Error", "Cause"}``."""
+    if not isinstance(poll_error, dict):
+        return "poll step failed"
+    cause = poll_error.get("Cause")
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
+        message = parsed["errorMessage"]
+    else:
+        message = cause if isinstance(cause, str) else ""
+    error = poll_error.get("Error") or "Error"
+    return f"poll step failed ({error}): {message}"[:1024]

@@ -1,0 +1,153 @@
+"""One record's work in the retry function: parse, call VideoDB, route the answer.
+
+What happens to the record:
+- poison input or a permanent API error -> dead-letter queue with the reason (record done);
+- VideoDB is processing the retry -> the wait/poll workflow is started (record done);
+- VideoDB answers done or failed at once -> the outcome is settled here (record done);
+- a transient error -> raised, so the batch reports this record failed and SQS redelivers it.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from videodb_retry.client import VideoDBClient
+from videodb_retry.dead_letter import DeadLetterQueue
+from videodb_retry.errors import PermanentError
+from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
+from videodb_retry.observability import Metric, logger, metrics
+from videodb_retry.outcomes import Ending, Outcome, OutcomePublisher
+from videodb_retry.settings import Settings
+from videodb_retry.status import JobState, JobStatus
+from videodb_retry.workflow import WorkflowStarter
+
+
+class RecordResult(enum.StrEnum):
+    """What processing one queue record led to."""
+
+    WORKFLOW_STARTED = "workflow_started"
+    ALREADY_RUNNING = "already_running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """The parts of an SQS record the retry needs."""
+
+    body: str
+    message_id: str
+    receive_count: int = 1
+
+
+class RetryService:
+    """Retries downloads through VideoDB and routes each answer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        videodb: VideoDBClient,
+        dead_letters: DeadLetterQueue,
+        workflows: WorkflowStarter,
+        outcomes: OutcomePublisher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._videodb = videodb
+        self._dead_letters = dead_letters
+        self._workflows = workflows
+        self._outcomes = outcomes
+        self._clock = clock
+
+    def process(self, message: InboundMessage) -> RecordResult:
+        """Process one message; raises :class:`~videodb_retry.errors.TransientError` to retry it."""
+        try:
+            request = parse_body(message.body)
+        except PoisonMessage as exc:
+            metrics.add_metric(name=Metric.POISON_MESSAGES, unit=MetricUnit.Count, value=1)
+            return self._dead_letter(message, str(exc), "poison", None)
+        logger.append_keys(download_id=request.download_id, attempt=request.attempt)
+        if request.attempt > self._settings.max_retry_attempts:
+            reason = (
+                f"attempt {request.attempt} exceeds MaxRetryAttempts "
+                f"({self._settings.max_retry_attempts})"
+            )
+            return self._dead_letter(message, reason, "attempts_exhausted", request.download_id)
+        try:
+            status = self._videodb.retry_download(request.download_id)
+        except PermanentError as exc:
+            metrics.add_metric(name=Metric.PERMANENT_ERRORS, unit=MetricUnit.Count, value=1)
+            code = f"http_{exc.status_code}" if exc.status_code else exc.code
+            return self._dead_letter(message, str(exc), code, request.download_id)
+        metrics.add_metric(name=Metric.RETRIES_ISSUED, unit=MetricUnit.Count, value=1)
+        logger.append_keys(job_id=status.job_id)
+        return self._route(request, status)
+
+    def _route(self, request: RetryRequest, status: JobStatus) -> RecordResult:
+        if status.state is JobState.RUNNING:
+            if status.job_id and status.output_url:
+                return self._start_workflow(request, status)
+            # Nothing to follow: count it as a failed attempt rather than guess.
+            return self._settle(
+                request, status, Ending.FAILED, "VideoDB answered processing without a job to poll"
+            )
+        if status.state is JobState.DONE:
+            return self._settle(request, status, Ending.DONE, None)
+        return self._settle(request, status, Ending.FAILED, status.error or "VideoDB answered failed")
+
+    def _start_workflow(self, request: RetryRequest, status: JobStatus) -> RecordResult:
+        now = self._clock()
+        state = {
+            "download_id": request.download_id,
+            "job_id": status.job_id,
+            "output_url": status.output_url,
+            "attempt": request.attempt,
+            "started_at": now,
+            "deadline_at": now + self._settings.poll_deadline_seconds,
+            "polls": 0,
+            "wait_seconds": max(1, self._settings.poll_first_wait_seconds),
+            "status": JobState.RUNNING.value,
+        }
+        if self._workflows.start(state):
+            logger.info("retry issued; workflow started")
+            return RecordResult.WORKFLOW_STARTED
+        logger.info("workflow for this job already exists; duplicate start ignored")
+        return RecordResult.ALREADY_RUNNING
+
+    def _settle(
+        self, request: RetryRequest, status: JobStatus, ending: Ending, error: str | None
+    ) -> RecordResult:
+        outcome = Outcome(
+            ending=ending,
+            download_id=request.download_id,
+            attempt=request.attempt,
+            max_attempts=self._settings.max_retry_attempts,
+            job_id=status.job_id,
+            error=error,
+            result=status.result,
+        )
+        self._outcomes.settle(outcome)
+        metric = Metric.RETRIES_SUCCEEDED if ending is Ending.DONE else Metric.RETRIES_FAILED
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        logger.info("retry ended at once", extra={"outcome": ending.value, "will_retry": outcome.will_retry})
+        return RecordResult.SUCCEEDED if ending is Ending.DONE else RecordResult.FAILED
+
+    def _dead_letter(
+        self, message: InboundMessage, reason: str, code: str, download_id: str | None
+    ) -> RecordResult:
+        self._dead_letters.send(
+            body=message.body,
+            reason=reason,
+            error_code=code,
+            source_message_id=message.message_id,
+            download_id=download_id,
+            receive_count=message.receive_count,
+        )
+        logger.warning("message sent to the dead-letter queue", extra={"reason": reason, "error_code": code})
+        return RecordResult.DEAD_LETTERED

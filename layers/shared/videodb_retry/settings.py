@@ -1,0 +1,104 @@
+"""Runtime settings, read once from the environment the template gives each function.
+
+Every tunable number has its default here and a template parameter of the same meaning;
+the template is where a user changes them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+DEFAULT_API_BASE_URL = "https://api.videodb.io"
+OUTCOME_EVENT_SOURCE = "videodb-retry"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a function needs to know about its deployment."""
+
+    api_base_url: str = DEFAULT_API_BASE_URL
+    api_key_secret_id: str = ""
+    secret_cache_ttl_seconds: int = 300
+    connect_timeout_seconds: float = 3.05
+    read_timeout_seconds: float = 30.0
+    poll_first_wait_seconds: int = 5
+    poll_backoff_factor: float = 1.5
+    poll_max_wait_seconds: int = 120
+    poll_deadline_seconds: int = 7200
+    max_retry_attempts: int = 3
+    requeue_delay_seconds: int = 60
+    retry_queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    state_machine_arn: str = ""
+    event_bus_name: str = "default"
+    outcome_event_source: str = OUTCOME_EVENT_SOURCE
+
+    @property
+    def api_origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of the API: the only place the key may be sent."""
+        return url_origin(self.api_base_url)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from environment variables, falling back to the defaults."""
+        env = dict(os.environ if env is None else env)
+        d = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(name) or default
+
+        def number(name: str, default: float, kind: type = int) -> float:
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"setting {name}={raw!r} is not a {kind.__name__}") from None
+            if value < 0:
+                raise ValueError(f"setting {name} must not be negative")
+            return value
+
+        settings = cls(
+            api_base_url=text("VIDEODB_API_BASE_URL", d.api_base_url).rstrip("/"),
+            api_key_secret_id=text("API_KEY_SECRET_ID", d.api_key_secret_id),
+            secret_cache_ttl_seconds=int(number("SECRET_CACHE_TTL_SECONDS", d.secret_cache_ttl_seconds)),
+            connect_timeout_seconds=number("HTTP_CONNECT_TIMEOUT_SECONDS", d.connect_timeout_seconds, float),
+            read_timeout_seconds=number("HTTP_READ_TIMEOUT_SECONDS", d.read_timeout_seconds, float),
+            poll_first_wait_seconds=int(number("POLL_FIRST_WAIT_SECONDS", d.poll_first_wait_seconds)),
+            poll_backoff_factor=number("POLL_BACKOFF_FACTOR", d.poll_backoff_factor, float),
+            poll_max_wait_seconds=int(number("POLL_MAX_WAIT_SECONDS", d.poll_max_wait_seconds)),
+            poll_deadline_seconds=int(number("POLL_DEADLINE_SECONDS", d.poll_deadline_seconds)),
+            max_retry_attempts=int(number("MAX_RETRY_ATTEMPTS", d.max_retry_attempts)),
+            requeue_delay_seconds=int(number("REQUEUE_DELAY_SECONDS", d.requeue_delay_seconds)),
+            retry_queue_url=text("RETRY_QUEUE_URL", ""),
+            dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", ""),
+            state_machine_arn=text("STATE_MACHINE_ARN", ""),
+            event_bus_name=text("EVENT_BUS_NAME", d.event_bus_name),
+            outcome_event_source=text("OUTCOME_EVENT_SOURCE", d.outcome_event_source),
+        )
+        url_origin(settings.api_base_url)  # fail at start-up, not on the first record
+        if settings.max_retry_attempts < 1:
+            raise ValueError("setting MAX_RETRY_ATTEMPTS must be at least 1")
+        return settings
+
+
+def url_origin(url: str) -> tuple[str, str, int]:
+    """The (scheme, host, port) origin of an http(s) URL, with the scheme's default port."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in URL: {url!r}") from None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+@lru_cache(maxsize=1)
+def current() -> Settings:
+    """The settings of this process (read once; warm invocations reuse them)."""
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Local run of videodb-retry: the sandbox VideoDB API and AWS emulated by moto."""
