@@ -1,0 +1,109 @@
+"""One step of the wait/poll loop, against a scripted API on loopback."""
+
+import json
+
+import pytest
+
+from videodb_retry.client import VideoDBClient
+from videodb_retry.poll import InvalidPollState, TransientPollError, poll_step
+
+from .conftest import Answer, FakeKey
+
+
+@pytest.fixture
+def step(http_server, settings_for):
+    def run(state_overrides=None, now=1010.0, **settings_overrides):
+        settings = settings_for(**settings_overrides)
+        state = {
+            "download_id": "download-1",
+            "job_id": "job-1",
+            "output_url": f"{http_server.base_url}/async-response/job-1",
+            "attempt": 1,
+            "started_at": 1000.0,
+            "deadline_at": 1600.0,
+            "polls": 0,
+            "wait_seconds": 5,
+            "status": "running",
+            **(state_overrides or {}),
+        }
+        return poll_step(state, VideoDBClient(settings, FakeKey("sk-k")), settings, now=now)
+
+    return run
+
+
+def test_running_job_gets_the_next_backoff_wait(http_server, step):
+    http_server.answers.append(Answer(200, {"success": True, "status": "in progress", "data": {}}))
+    state = step({"polls": 2})
+    assert state["status"] == "running" and state["polls"] == 3
+    # step 3 of 5 * 1.5**n is ~17 s, jittered by at most 10 %
+    assert 15 <= state["wait_seconds"] <= 19
+    assert "outcome" not in state
+
+
+def test_wait_is_clipped_to_the_deadline(http_server, step):
+    http_server.answers.append(Answer(200, {"success": True, "status": "processing"}))
+    state = step({"polls": 10}, now=1597.5)
+    assert state["status"] == "running" and state["wait_seconds"] == 3
+
+
+def test_deadline_passed_ends_as_timed_out(http_server, step):
+    http_server.answers.append(Answer(200, {"success": True, "status": "pending"}))
+    state = step(now=1600.0, max_retry_attempts=1)
+    assert state["status"] == "timed_out"
+    outcome = state["outcome"]
+    assert outcome["detail_type"] == "Download Retry Timed Out"
+    assert outcome["requeue"] is False and outcome["detail"]["will_retry"] is False
+    assert outcome["detail"]["elapsed_seconds"] == 600.0
+
+
+def test_done_carries_the_result(http_server, step):
+    http_server.answers.append(
+        Answer(200, {"response": {"success": True, "status": "completed", "data": {"name": "v.mp4", "download_url": "u"}}})
+    )
+    state = step({"polls": 1})
+    assert state["status"] == "done" and state["polls"] == 2
+    assert state["outcome"]["detail"]["result"] == {"name": "v.mp4", "download_url": "u"}
+    assert state["outcome"]["requeue"] is False
+
+
+def test_failed_job_requeues_when_attempts_remain(http_server, step):
+    http_server.answers.append(Answer(200, {"success": False, "status": "failed", "message": "bad source"}))
+    state = step({"attempt": 1}, requeue_delay_seconds=30)
+    assert state["status"] == "failed"
+    outcome = state["outcome"]
+    assert outcome["requeue"] is True and outcome["requeue_delay_seconds"] == 30
+    assert json.loads(outcome["requeue_body"])["attempt"] == 2
+    assert outcome["detail"]["error"] == "bad source"
+
+
+def test_foreign_output_url_fails_closed_without_a_request(http_server, step):
+    state = step({"output_url": "https://evil.example/async-response/job-1"})
+    assert state["status"] == "failed" and "not followed" in state["outcome"]["detail"]["error"]
+    assert http_server.seen == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_transient_poll_errors_raise_for_the_state_machine_retry(http_server, step, status):
+    http_server.answers.append(Answer(status, {}))
+    with pytest.raises(TransientPollError):
+        step()
+
+
+def test_job_not_found_is_a_failed_attempt(http_server, step):
+    http_server.answers.append(Answer(404, {"success": False, "message": "Response not found"}))
+    state = step()
+    assert state["status"] == "failed" and "404" in state["outcome"]["detail"]["error"]
+
+
+def test_poll_error_from_catch_is_settled_without_calling_the_api(http_server, step):
+    cause = json.dumps({"errorType": "TransientPollError", "errorMessage": "GET answered 503"})
+    state = step({"poll_error": {"Error": "TransientPollError", "Cause": cause}})
+    assert state["status"] == "failed"
+    assert "GET answered 503" in state["outcome"]["detail"]["error"]
+    assert "poll_error" not in state
+    assert http_server.seen == []
+
+
+def test_bad_state_is_refused():
+    with pytest.raises(InvalidPollState):
+        poll_step({"download_id": "x"}, None, None, now=0)  # type: ignore[arg-type]

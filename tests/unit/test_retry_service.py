@@ -1,0 +1,167 @@
+"""The retry function's per-record decisions, with in-memory fakes at the edges."""
+
+import json
+
+import pytest
+
+from videodb_retry.client import VideoDBClient
+from videodb_retry.errors import TransientError
+from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.status import JobState
+
+from .conftest import Answer, FakeKey
+
+
+class FakeDeadLetters:
+    def __init__(self, fail=False):
+        self.sent, self.fail = [], fail
+
+    def send(self, **kwargs):
+        if self.fail:
+            raise RuntimeError("SQS unavailable")
+        self.sent.append(kwargs)
+
+
+class FakeWorkflows:
+    def __init__(self, exists=False):
+        self.started, self.exists = [], exists
+
+    def start(self, state):
+        self.started.append(state)
+        return not self.exists
+
+
+class FakeOutcomes:
+    def __init__(self):
+        self.settled = []
+
+    def settle(self, outcome):
+        self.settled.append(outcome)
+
+
+@pytest.fixture
+def make_service(http_server, settings_for):
+    def make(dead_letters=None, workflows=None, **overrides):
+        settings = settings_for(**overrides)
+        parts = {
+            "dead_letters": dead_letters or FakeDeadLetters(),
+            "workflows": workflows or FakeWorkflows(),
+            "outcomes": FakeOutcomes(),
+        }
+        service = RetryService(
+            settings=settings, videodb=VideoDBClient(settings, FakeKey("k")), clock=lambda: 1000.0, **parts
+        )
+        return service, parts
+
+    return make
+
+
+def message(body, message_id="m-1"):
+    return InboundMessage(body=body, message_id=message_id, receive_count=1)
+
+
+def processing(http_server):
+    return Answer(
+        200,
+        {
+            "success": True,
+            "status": "processing",
+            "data": {"id": "job-7", "output_url": f"{http_server.base_url}/async-response/job-7"},
+        },
+    )
+
+
+def test_processing_starts_the_workflow(http_server, make_service):
+    http_server.answers.append(processing(http_server))
+    service, parts = make_service(poll_deadline_seconds=600, poll_first_wait_seconds=5)
+    assert service.process(message('{"download_id": "download-1", "attempt": 2}')) is RecordResult.WORKFLOW_STARTED
+    (state,) = parts["workflows"].started
+    assert state == {
+        "download_id": "download-1",
+        "job_id": "job-7",
+        "output_url": f"{http_server.base_url}/async-response/job-7",
+        "attempt": 2,
+        "started_at": 1000.0,
+        "deadline_at": 1600.0,
+        "polls": 0,
+        "wait_seconds": 5,
+        "status": "running",
+    }
+
+
+def test_duplicate_workflow_start_is_not_an_error(http_server, make_service):
+    http_server.answers.append(processing(http_server))
+    service, _ = make_service(workflows=FakeWorkflows(exists=True))
+    assert service.process(message("download-1")) is RecordResult.ALREADY_RUNNING
+
+
+def test_done_at_once_settles_success(http_server, make_service):
+    http_server.answers.append(Answer(200, {"success": True, "status": "done", "data": {"id": "job-1", "name": "a.mp4"}}))
+    service, parts = make_service()
+    assert service.process(message("download-1")) is RecordResult.SUCCEEDED
+    (outcome,) = parts["outcomes"].settled
+    assert outcome.ending.value == "done" and outcome.result == {"name": "a.mp4"}
+
+
+def test_failed_at_once_is_a_failed_attempt(http_server, make_service):
+    http_server.answers.append(Answer(200, {"success": False, "message": "source unreachable"}))
+    service, parts = make_service()
+    assert service.process(message("download-1")) is RecordResult.FAILED
+    (outcome,) = parts["outcomes"].settled
+    assert outcome.error == "source unreachable" and outcome.will_retry
+
+
+def test_processing_without_output_url_is_a_failed_attempt(http_server, make_service):
+    http_server.answers.append(Answer(200, {"success": True, "status": "processing", "data": {"id": "job-1"}}))
+    service, parts = make_service()
+    assert service.process(message("download-1")) is RecordResult.FAILED
+    assert "without a job to poll" in parts["outcomes"].settled[0].error
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+def test_permanent_errors_go_to_the_dlq_with_the_reason(http_server, make_service, status):
+    http_server.answers.append(Answer(status, {"success": False, "message": "download not found"}))
+    service, parts = make_service()
+    assert service.process(message("download-1", "m-9")) is RecordResult.DEAD_LETTERED
+    (sent,) = parts["dead_letters"].sent
+    assert sent["error_code"] == f"http_{status}"
+    assert "download not found" in sent["reason"]
+    assert sent["download_id"] == "download-1" and sent["source_message_id"] == "m-9"
+    assert sent["body"] == "download-1"
+
+
+def test_poison_goes_to_the_dlq_before_any_http_call(http_server, make_service):
+    service, parts = make_service()
+    assert service.process(message("../../etc/passwd")) is RecordResult.DEAD_LETTERED
+    assert parts["dead_letters"].sent[0]["error_code"] == "poison"
+    assert http_server.seen == []
+
+
+def test_attempt_beyond_the_maximum_is_dead_lettered(http_server, make_service):
+    service, parts = make_service(max_retry_attempts=3)
+    body = json.dumps({"download_id": "download-1", "attempt": 4})
+    assert service.process(message(body)) is RecordResult.DEAD_LETTERED
+    assert parts["dead_letters"].sent[0]["error_code"] == "attempts_exhausted"
+    assert http_server.seen == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 402])
+def test_transient_errors_raise_so_the_record_fails(http_server, make_service, status):
+    http_server.answers.append(Answer(status, {"message": "busy"}))
+    service, parts = make_service()
+    with pytest.raises(TransientError):
+        service.process(message("download-1"))
+    assert parts["dead_letters"].sent == [] and parts["workflows"].started == []
+
+
+def test_dlq_failure_fails_the_record_instead_of_losing_it(http_server, make_service):
+    service, _ = make_service(dead_letters=FakeDeadLetters(fail=True))
+    with pytest.raises(RuntimeError):
+        service.process(message(""))
+
+
+def test_state_is_running_string(http_server, make_service):
+    http_server.answers.append(processing(http_server))
+    service, parts = make_service()
+    service.process(message("download-1"))
+    assert parts["workflows"].started[0]["status"] == JobState.RUNNING.value
