@@ -9,6 +9,10 @@ import socket
 
 import pytest
 
+# Powertools reads these when the shared package is first imported, before any fixture runs.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VideoDBRetryTest")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "videodb-retry")
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -52,3 +56,11 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "VideoDBRetryTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "videodb-retry")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics() -> None:
+    """Metrics are module-level in the functions; start each test with none buffered."""
+    from videodb_retry.observability import metrics
+
+    metrics.clear_metrics()

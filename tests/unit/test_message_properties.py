@@ -1,0 +1,106 @@
+"""Property-based tests of the message contract and the retry step's handling of bad input:
+whatever arrives, nothing crashes, no invalid id reaches the API, every poison body gets a reason."""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from videodb_retry.dead_letter import MAX_BODY_BYTES, _keepable
+from videodb_retry.messages import PoisonMessage, is_valid_download_id, parse_body
+from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.settings import Settings
+from videodb_retry.status import JobState, JobStatus
+
+SQS_MAX_BYTES = 256 * 1024
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
+)
+path_like_ids = st.sampled_from(
+    ["../x", "a/b", "/etc/passwd", "download-1/../../admin", "http://evil.example/", "%2e%2e%2f", "a b", "a\tb",
+     "download-1?x=1", "download-1#f", "ｄｏｗｎｌｏａｄ", "download\u200b1", "~root", "a\\b", "..", "."]
+)
+bodies = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
+    json_values.map(json.dumps),
+    st.dictionaries(
+        st.sampled_from(["download_id", "attempt", "reason", "detail", "detail-type"]), json_values, max_size=5
+    ).map(json.dumps),
+    path_like_ids,
+    path_like_ids.map(lambda i: json.dumps({"download_id": i})),
+    path_like_ids.map(lambda i: json.dumps({"detail-type": "Download Failed", "detail": {"download_id": i}})),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=200),
+)
+
+
+@given(bodies)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_parse_body_either_yields_a_valid_id_or_poison_with_a_reason(body):
+    try:
+        request = parse_body(body)
+    except PoisonMessage as exc:
+        assert str(exc)
+    else:
+        assert is_valid_download_id(request.download_id)
+        assert request.attempt >= 1
+
+
+class RecordingApi:
+    """Stands in for the VideoDB client; remembers every id it was asked to retry."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def retry_download(self, download_id: str) -> JobStatus:
+        self.ids.append(download_id)
+        return JobStatus(state=JobState.DONE, job_id="job-1")
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, **kwargs) -> None:
+        self.sent.append(kwargs)
+
+
+class NullOutcomes:
+    def settle(self, outcome) -> None:
+        pass
+
+
+@given(bodies)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_reason(body):
+    api, dead_letters = RecordingApi(), RecordingDeadLetters()
+    service = RetryService(
+        settings=Settings(max_retry_attempts=1_000_000),
+        videodb=api,  # type: ignore[arg-type]
+        dead_letters=dead_letters,  # type: ignore[arg-type]
+        workflows=None,  # type: ignore[arg-type]
+        outcomes=NullOutcomes(),  # type: ignore[arg-type]
+    )
+    result = service.process(InboundMessage(body=body, message_id="m-1"))
+    assert all(is_valid_download_id(i) for i in api.ids)
+    if result is RecordResult.DEAD_LETTERED:
+        (sent,) = dead_letters.sent
+        assert sent["reason"] and sent["error_code"] in ("poison", "attempts_exhausted")
+        assert api.ids == []
+    else:
+        assert len(api.ids) == 1 and dead_letters.sent == []
+
+
+@given(st.integers(min_value=0, max_value=SQS_MAX_BYTES), st.sampled_from(["a", "é", "😀", "\udcff"]))
+@settings(max_examples=60)
+def test_any_body_up_to_the_sqs_limit_fits_back_into_the_dead_letter_queue(size, char):
+    body = char * (size // max(1, len(char.encode("utf-8", "replace"))))
+    kept = _keepable(body)
+    assert kept
+    assert len(kept.encode("utf-8")) <= MAX_BODY_BYTES + len("...(truncated)")
