@@ -1,0 +1,52 @@
+"""Backing off between deliveries of a record that failed for a transient reason.
+
+Lambda leaves a failed record invisible for the queue's whole visibility timeout; instead the
+retry function sets that record's visibility itself, growing with its receive count (and at
+least VideoDB's ``Retry-After``), so a struggling API is not hammered and a short blip is
+retried soon. The last allowed delivery goes to the DLQ with the reason, not silently by redrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from videodb_retry.aws_clients import client
+from videodb_retry.backoff import exponential_wait
+
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60  # SQS's limit
+
+
+@dataclass(frozen=True)
+class RedeliveryPolicy:
+    """How long a failed record stays invisible before its next delivery."""
+
+    first_delay_seconds: int = 30
+    factor: float = 2.0
+    max_delay_seconds: int = 900
+    max_receive_count: int = 10
+
+    def delay(self, receive_count: int, retry_after: int | None = None) -> int:
+        """Seconds until delivery ``receive_count + 1`` (exponential, jittered, capped)."""
+        wait = exponential_wait(
+            max(0, receive_count - 1), self.first_delay_seconds, self.factor, self.max_delay_seconds
+        )
+        if retry_after:
+            wait = max(wait, retry_after)
+        return min(wait, MAX_VISIBILITY_SECONDS)
+
+    def is_last_delivery(self, receive_count: int) -> bool:
+        """True when SQS would move this record to the DLQ after one more failure."""
+        return receive_count >= self.max_receive_count
+
+
+class VisibilityBackoff:
+    """Applies a delay to one received message of the retry queue."""
+
+    def __init__(self, queue_url: str) -> None:
+        self._queue_url = queue_url
+
+    def postpone(self, receipt_handle: str, seconds: int) -> None:
+        """Make the message visible again only after ``seconds``."""
+        client("sqs").change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

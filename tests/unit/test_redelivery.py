@@ -1,0 +1,23 @@
+from videodb_retry.redelivery import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
+
+
+def test_delay_grows_with_receive_count_and_is_capped():
+    policy = RedeliveryPolicy(first_delay_seconds=30, factor=2, max_delay_seconds=900)
+    delays = [policy.delay(n) for n in range(1, 9)]
+    assert 27 <= delays[0] <= 33
+    # ±10 % jitter keeps the doubling steps apart until the cap
+    assert all(b > a for a, b in zip(delays[:5], delays[1:5], strict=False))
+    assert 810 <= delays[-1] <= 900
+
+
+def test_retry_after_is_honoured_but_bounded():
+    policy = RedeliveryPolicy(first_delay_seconds=30)
+    assert policy.delay(1, retry_after=120) == 120
+    assert 27 <= policy.delay(1, retry_after=5) <= 33
+    assert policy.delay(1, retry_after=10**9) == MAX_VISIBILITY_SECONDS
+
+
+def test_last_delivery():
+    policy = RedeliveryPolicy(max_receive_count=5)
+    assert not policy.is_last_delivery(4)
+    assert policy.is_last_delivery(5)
