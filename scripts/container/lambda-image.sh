@@ -59,7 +59,7 @@ previous=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 
 # --- The interpreter to copy in.
 if [[ -z ${LAMBDA_PYTHON:-} ]]; then
-  for candidate in $(ls -d /root/.pyenv/versions/"$MINOR".*/bin/python"$MINOR" 2>/dev/null | sort -V -r) \
+  for candidate in $(printf '%s\n' /root/.pyenv/versions/"$MINOR".*/bin/python"$MINOR" | sort -V -r) \
     "$(command -v "python$MINOR" || true)"; do
     [[ -x $candidate ]] && { LAMBDA_PYTHON=$candidate; break; }
   done
