@@ -71,11 +71,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{seconds:7.1f} s  {what}")
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, hint: str = "start one with scripts/container/docker-up.sh") -> None:
     """Skip, or fail when containers are required (CI)."""
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason} ({REQUIRE_ENV}=1, so containers are required)", pytrace=False)
-    pytest.skip(f"{reason}; start one with scripts/container/docker-up.sh")
+    pytest.skip(f"{reason}; {hint}")
 
 
 def _timed(what: str, started: float) -> float:
@@ -156,7 +156,7 @@ def _untagged_images_on(image: str) -> list[str]:
 @pytest.fixture(scope="session")
 def sam_cli() -> Path:
     if not os.access(SAM, os.X_OK):
-        _unavailable(f"no SAM CLI at {SAM} (make .venv-sam/bin/sam)")
+        _unavailable(f"no SAM CLI at {SAM}", "install it with `make .venv-sam/bin/sam`")
     return SAM
 
 
