@@ -1,0 +1,421 @@
+"""`make demo`: the whole retry pipeline, locally, on a scripted mix of downloads.
+
+Starts the sandbox VideoDB API on 127.0.0.1, creates the SAM stack in moto (short waits as
+template parameter overrides), sends six downloads in through the real entry points (the
+EventBridge rule and the queue), runs the queue's event source until each download has
+reached its end (at most --timeout seconds), prints what happened to each one and exits 0
+only if every download ended as designed.
+
+With ``--api-base URL --download-id ID ...`` and the key in ``VIDEODB_API_KEY`` it retries
+those downloads through that API instead (AWS stays emulated; nothing is scripted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from videodb_retry.messages import PoisonMessage, parse_body
+
+from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.stack import Delivery, EmulatedStack, QueueConsumer, local_aws
+from videodb_retry_local.template import TemplateError
+
+MAX_SECONDS = 120
+# Short waits so the demo ends in well under a minute: every one is a template parameter.
+SANDBOX_PARAMETERS = {
+    "PollFirstWaitSeconds": "1",
+    "PollMaxWaitSeconds": "2",
+    "PollDeadlineSeconds": "6",
+    "RequeueDelaySeconds": "1",
+    "MaxRetryAttempts": "3",
+}
+# Against a real API: one attempt per download, followed for up to 100 s.
+REAL_API_PARAMETERS = {
+    "PollFirstWaitSeconds": "2",
+    "PollMaxWaitSeconds": "10",
+    "PollDeadlineSeconds": "100",
+    "RequeueDelaySeconds": "5",
+    "MaxRetryAttempts": "1",
+}
+SANDBOX_KEY = "sk-demo-sandbox"
+KEY_ENV = "VIDEODB_API_KEY"
+
+
+@dataclass
+class Ending:
+    """What happened to one download: its outcome events, dead letter and deliveries."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    dead_letter: dict[str, Any] | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    retry_calls: int = 0
+
+    @property
+    def final(self) -> bool:
+        """True once no further attempt will follow."""
+        return self.dead_letter is not None or any(not e["detail"]["will_retry"] for e in self.outcomes)
+
+    @property
+    def statuses(self) -> list[str]:
+        """The status of each attempt's outcome, in order."""
+        return [e["detail"]["status"] for e in self.outcomes]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The detail of the latest outcome event (empty if none)."""
+        return self.outcomes[-1]["detail"] if self.outcomes else {}
+
+    @property
+    def redelivered(self) -> bool:
+        """True when a record of this download failed and came back from the queue."""
+        return any(d.failed for d in self.deliveries) and any(d.receive_count > 1 for d in self.deliveries)
+
+    def outcome(self) -> str:
+        """One word or two for the table."""
+        if self.dead_letter is not None:
+            return "dead-lettered"
+        if not self.outcomes:
+            return "no outcome yet"
+        return {"done": "succeeded", "failed": "failed", "timed_out": "timed out"}[self.last["status"]]
+
+    def where(self) -> str:
+        """Where the download's journey ended."""
+        if self.dead_letter is not None:
+            return f"DLQ ({self.dead_letter['attributes'].get('error_code', 'redrive')})"
+        if self.final:
+            return self.outcomes[-1]["detail-type"].removeprefix("Download Retry ") + " event"
+        return "still running"
+
+    def reason(self) -> str:
+        """Why it ended so (the DLQ reason or the last error), or what was noteworthy."""
+        if self.dead_letter is not None:
+            return self.dead_letter["attributes"].get("reason", "maxReceiveCount exceeded")
+        notes = []
+        if self.redelivered:
+            notes.append("transient error; record redelivered")
+        if len(self.outcomes) > 1 and self.last.get("status") == "done":
+            first = self.outcomes[0]["detail"]
+            notes.append(f"attempt {first['attempt']} {first['status']}: {first.get('error', '-')}")
+        if self.last.get("error"):
+            notes.append(self.last["error"])
+        if self.last.get("will_retry") is False and self.last.get("status") != "done":
+            notes.append("attempts exhausted")
+        return "; ".join(notes) or "-"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scripted download of the demo mix."""
+
+    download_id: str
+    scenario: str
+    expected: str
+    send: str  # "event" (EventBridge rule), "queue" (bare id), "json" (queue, JSON), "raw"
+    script: dict[str, Any] | None  # sandbox behaviour; None: the sandbox does not know the id
+    check: Callable[[Ending, int], bool]
+    body: str | None = None  # the raw body of a "raw" case
+
+
+CASES = [
+    Case(
+        "dl-demo-quick",
+        "processing ~2 s, then done",
+        "succeeded, attempt 1",
+        "event",
+        {"processing_seconds": 2.0},
+        lambda e, _: e.statuses == ["done"] and e.last["polls"] >= 2,
+    ),
+    Case(
+        "dl-demo-second-try",
+        "first retry job fails",
+        "failed, then succeeded (attempt 2)",
+        "queue",
+        {"fail_times": 1},
+        lambda e, _: e.statuses == ["failed", "done"] and e.last["attempt"] == 2,
+    ),
+    Case(
+        "dl-demo-stuck",
+        "never finishes",
+        "timed out on every attempt",
+        "json",
+        {"never_finishes": True},
+        lambda e, attempts: e.statuses == ["timed_out"] * attempts and e.last["will_retry"] is False,
+    ),
+    Case(
+        "dl-demo-missing",
+        "unknown to VideoDB (404)",
+        "DLQ (http_404)",
+        "event",
+        None,
+        lambda e, _: (
+            e.dead_letter is not None
+            and e.dead_letter["attributes"].get("error_code") == "http_404"
+            and not e.outcomes
+        ),
+    ),
+    Case(
+        "(poison)",
+        "body is a path, not an id",
+        "DLQ (poison), no API call",
+        "raw",
+        None,
+        lambda e, _: (
+            e.dead_letter is not None
+            and e.dead_letter["attributes"].get("error_code") == "poison"
+            and e.retry_calls == 0
+        ),
+        body="../../etc/passwd",
+    ),
+    Case(
+        "dl-demo-blip",
+        "one 503, then fine",
+        "redelivered once, then succeeded",
+        "event",
+        {"retry_status": 503, "retry_status_times": 1},
+        lambda e, _: e.statuses == ["done"] and e.redelivered and e.retry_calls == 2,
+    ),
+]
+
+
+def download_id_of(body: str) -> str | None:
+    """The download id a queue body names (the layer's own parser), None for poison."""
+    try:
+        return parse_body(body).download_id
+    except PoisonMessage:
+        return None
+
+
+def collect(
+    stack: EmulatedStack, consumer: QueueConsumer, sandbox: SandboxServer | None, cases: Sequence[Case]
+) -> dict[str, Ending]:
+    """Gather each case's outcome events, dead letter and deliveries seen so far."""
+    endings = {case.download_id: Ending() for case in cases}
+    raw_bodies = {case.body: case.download_id for case in cases if case.body is not None}
+    for event in stack.outcome_events():
+        ending = endings.get(event["detail"].get("download_id"))
+        if ending is not None:
+            ending.outcomes.append(event)
+    for letter in stack.dead_letters():
+        key = (
+            letter["attributes"].get("download_id")
+            or raw_bodies.get(letter["body"])
+            or download_id_of(letter["body"])
+        )
+        if key in endings:
+            endings[key].dead_letter = letter
+    for delivery in consumer.deliveries:
+        key = raw_bodies.get(delivery.body) or download_id_of(delivery.body)
+        if key in endings:
+            endings[key].deliveries.append(delivery)
+    for ending in endings.values():
+        ending.outcomes.sort(key=lambda e: e["detail"]["attempt"])
+    if sandbox is not None:
+        known = {f"/download/{c.download_id}" for c in cases if c.body is None}
+        for case in cases:
+            # A raw (poison) case is charged with every call for an id that no case names.
+            mine = {f"/download/{case.download_id}"} if case.body is None else None
+            calls = [r for r in sandbox.retry_calls() if (r.path in mine if mine else r.path not in known)]
+            endings[case.download_id].retry_calls = len(calls)
+    return endings
+
+
+def send(stack: EmulatedStack, case: Case) -> None:
+    """Put one case into the pipeline through its entry point."""
+    if case.send == "event":
+        stack.send_failure_event(case.download_id, error="demo: the original download failed")
+    elif case.send == "queue":
+        stack.send_to_queue(case.download_id)
+    elif case.send == "json":
+        stack.send_to_queue(f'{{"download_id": "{case.download_id}", "reason": "demo"}}')
+    else:
+        stack.send_to_queue(case.body or "")
+
+
+def run(
+    stack: EmulatedStack,
+    sandbox: SandboxServer | None,
+    cases: Sequence[Case],
+    timeout: float,
+    out: Callable[[str], None],
+) -> tuple[dict[str, Ending], float]:
+    """Send the cases in and run the event source until all are final or time is up."""
+    consumer = QueueConsumer(stack)
+    for case in cases:
+        send(stack, case)
+    how = {c.send for c in cases}
+    out(f"sent {len(cases)} downloads in ({', '.join(sorted(how))}); running the queue's event source")
+    started = time.monotonic()
+    next_report = started + 5
+
+    def all_final() -> bool:
+        nonlocal next_report
+        endings = collect(stack, consumer, sandbox, cases)
+        done = sum(e.final for e in endings.values())
+        if time.monotonic() >= next_report:
+            next_report += 5
+            out(
+                f"  {time.monotonic() - started:5.1f} s: {done}/{len(cases)} ended, "
+                f"{stack.running_executions()} workflow(s) running"
+            )
+        return done == len(cases)
+
+    consumer.run(until=all_final, timeout=timeout)
+    return collect(stack, consumer, sandbox, cases), time.monotonic() - started
+
+
+def table(rows: list[list[str]], headers: list[str], widest: int = 52) -> str:
+    """A plain-text table; cells longer than ``widest`` are cut with an ellipsis."""
+    cells = [[c if len(c) <= widest else c[: widest - 1] + "…" for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def report(
+    cases: Sequence[Case], endings: dict[str, Ending], attempts: int, scripted: bool
+) -> tuple[str, bool]:
+    """The per-download table and totals; True when every case ended as designed."""
+    rows, good = [], 0
+    for case in cases:
+        ending = endings[case.download_id]
+        ok = case.check(ending, attempts) if scripted else ending.final
+        good += ok
+        polls = sum(e["detail"].get("polls", 0) for e in ending.outcomes)
+        rows.append(
+            [
+                case.download_id if case.body is None else repr(case.body),
+                case.scenario,
+                case.expected,
+                ending.outcome(),
+                str(len(ending.outcomes)) if ending.outcomes else "-",
+                str(polls) if ending.outcomes else "-",
+                ending.where(),
+                ending.reason(),
+                "yes" if ok else "NO",
+            ]
+        )
+    headers = [
+        "download",
+        "scenario",
+        "expected",
+        "outcome",
+        "attempts",
+        "polls",
+        "ended in",
+        "reason",
+        "as designed",
+    ]
+    text = table(rows, headers)
+    events = sum(len(e.outcomes) for e in endings.values())
+    letters = sum(e.dead_letter is not None for e in endings.values())
+    totals = f"\n\n{good}/{len(cases)} downloads ended as designed; {events} outcome events"
+    totals += f", {letters} dead letters"
+    if scripted:  # the sandbox counts the API calls; a real API is not asked
+        totals += f", {sum(e.retry_calls for e in endings.values())} retry calls to the API"
+    totals += "."
+    return text + totals, good == len(cases)
+
+
+def quiet_logs(verbose: bool) -> None:
+    """Keep the demo's output readable: function JSON logs and metrics only with --verbose."""
+    if verbose:
+        return
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF lines on stdout
+    warnings.filterwarnings("ignore")
+    for name in ("moto", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # moto's Step Functions logs every Fail state at ERROR; here a Fail is a designed ending.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m videodb_retry_local.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--api-base", help=f"a real VideoDB API origin (the key comes from ${KEY_ENV})")
+    parser.add_argument(
+        "--download-id", action="append", default=[], help="with --api-base: a download to retry"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameter override (repeatable)",
+    )
+    parser.add_argument("--timeout", type=float, default=MAX_SECONDS, help=f"seconds, at most {MAX_SECONDS}")
+    parser.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
+    args = parser.parse_args(argv)
+    if not 0 < args.timeout <= MAX_SECONDS:
+        parser.error(f"--timeout must be between 0 and {MAX_SECONDS}")
+    if args.download_id and not args.api_base:
+        parser.error("--download-id needs --api-base (the sandbox run uses its own mix)")
+    if args.api_base and not args.download_id:
+        parser.error("--api-base needs at least one --download-id")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; the exit status says whether every download ended as designed."""
+    args = parse_args(argv)
+    quiet_logs(args.verbose)
+    overrides = dict(p.split("=", 1) for p in args.param if "=" in p)
+    log_level = {"LogLevel": "INFO" if args.verbose else "ERROR"}
+    if args.api_base:
+        key = os.environ.get(KEY_ENV, "").strip()
+        if not key:
+            print(
+                f"refusing to run: set {KEY_ENV} to the VideoDB API key (it is never printed)",
+                file=sys.stderr,
+            )
+            return 2
+        parameters = {**REAL_API_PARAMETERS, **log_level, **overrides, "VideoDBApiBaseUrl": args.api_base}
+        cases = [
+            Case(d, "real download", "a final outcome", "queue", None, lambda e, _: e.final)
+            for d in args.download_id
+        ]
+        return _run_pipeline(key, parameters, None, cases, args.timeout, scripted=False)
+    with SandboxServer(api_key=SANDBOX_KEY, host="127.0.0.1") as sandbox:
+        for case in CASES:
+            if case.script is not None:
+                sandbox.script(case.download_id, **case.script)
+        parameters = {**SANDBOX_PARAMETERS, **log_level, **overrides, "VideoDBApiBaseUrl": sandbox.base_url}
+        print(f"sandbox VideoDB API on {sandbox.base_url}")
+        return _run_pipeline(SANDBOX_KEY, parameters, sandbox, CASES, args.timeout, scripted=True)
+
+
+def _run_pipeline(
+    key: str,
+    parameters: dict[str, str],
+    sandbox: SandboxServer | None,
+    cases: Sequence[Case],
+    timeout: float,
+    scripted: bool,
+) -> int:
+    try:
+        with local_aws(), EmulatedStack(key, parameters) as stack:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()) if k != "VideoDBApiBaseUrl")
+            print(f"emulated stack created from template.yaml ({shown})", flush=True)
+            endings, seconds = run(stack, sandbox, cases, timeout, lambda line: print(line, flush=True))
+            text, ok = report(cases, endings, int(stack.template.parameters["MaxRetryAttempts"]), scripted)
+    except TemplateError as exc:
+        print(f"cannot build the stack: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(text)
+    print(f"finished in {seconds:.1f} s: {'every download ended as designed' if ok else 'SOME DID NOT'}.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
