@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: deps demo test unit integration contract validate clean
+.PHONY: deps demo test unit integration contract validate containers container clean
 
 deps: $(STAMP)
 
@@ -42,6 +42,15 @@ contract: deps
 
 validate: $(SAM)
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+# Real containers for `sam local invoke` (tests/container): a Docker engine and the Lambda
+# base image built offline. Without them the container tests skip (CI requires them).
+containers:
+	bash scripts/container/docker-up.sh
+	bash scripts/container/lambda-image.sh
+
+container: deps $(SAM) containers
+	VIDEODB_RETRY_REQUIRE_CONTAINERS=1 $(PY) -m pytest tests/container $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

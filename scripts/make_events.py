@@ -86,12 +86,8 @@ def main() -> None:
     env = {
         "Parameters": {
             "AWS_ENDPOINT_URL": "http://host.docker.internal:5000",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
             "VIDEODB_API_BASE_URL": SANDBOX,
             "API_KEY_SECRET_ID": "videodb-retry/api-key",
-            "POWERTOOLS_TRACE_DISABLED": "true",
         },
         "RetryFunction": {
             "RETRY_QUEUE_URL": "http://host.docker.internal:5000/123456789012/videodb-retry-RetryQueue",
