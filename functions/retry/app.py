@@ -15,42 +15,42 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
-from videodb_retry.errors import TransientError
-from videodb_retry.observability import Metric, logger, metrics, tracer
+from videodb_retry.delivery import RecordDelivery
+from videodb_retry.ledger import DynamoDBLedger
+from videodb_retry.observability import logger, metrics, tracer
 from videodb_retry.outcomes import OutcomePublisher
-from videodb_retry.retry import InboundMessage, RetryService
+from videodb_retry.redelivery import VisibilityBackoff
+from videodb_retry.retry import RetryService
 from videodb_retry.settings import current
 from videodb_retry.workflow import WorkflowStarter
 
 settings = current()
-service = RetryService(
-    settings=settings,
-    videodb=VideoDBClient(settings, ApiKeyProvider(settings)),
-    dead_letters=DeadLetterQueue(settings),
-    workflows=WorkflowStarter(settings),
-    outcomes=OutcomePublisher(settings),
+ledger = DynamoDBLedger(settings.idempotency_table_name, settings.idempotency_expiry_seconds)
+delivery = RecordDelivery(
+    settings,
+    RetryService(
+        settings=settings,
+        videodb=VideoDBClient(settings, ApiKeyProvider(settings)),
+        dead_letters=DeadLetterQueue(settings),
+        workflows=WorkflowStarter(settings),
+        outcomes=OutcomePublisher(settings),
+        ledger=ledger,
+    ),
+    VisibilityBackoff(settings.retry_queue_url),
 )
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial response, not a function error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     """Retry the download one record names; raise to have SQS deliver it again."""
-    logger.append_keys(message_id=record.message_id)
+    logger.thread_safe_append_keys(message_id=record.message_id)
     try:
-        return service.process(
-            InboundMessage(
-                body=record.body,
-                message_id=record.message_id,
-                receive_count=int(record.attributes.approximate_receive_count or 1),
-            )
-        )
-    except TransientError as exc:
-        metrics.add_metric(name=Metric.TRANSIENT_ERRORS, unit="Count", value=1)
-        logger.warning("transient error; the record will be delivered again", extra={"error": str(exc)})
-        raise
+        remaining = lambda_context.get_remaining_time_in_millis() if lambda_context else None
+        return delivery.handle(record, remaining)
     finally:
-        logger.remove_keys(["message_id", "download_id", "attempt", "job_id"])
+        logger.thread_safe_clear_keys()
 
 
 @logger.inject_lambda_context
@@ -58,6 +58,7 @@ def record_handler(record: SQSRecord) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch entry point with partial batch responses."""
+    ledger.register_lambda_context(context)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

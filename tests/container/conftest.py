@@ -391,6 +391,9 @@ def _write_env_file(stack: Stack, path: Path) -> Path:
     for function in stack.template.resources_of_type("AWS::Serverless::Function"):
         variables = dict(base.get(function, {}))
         variables.update(stack.template.function_environment(function, stack.ids))
+        # The template declares these empty (ignored in AWS); here they must point at the
+        # emulator, or the function-level value would win over Parameters and reach for AWS.
+        variables.update({name: env["Parameters"][name] for name in LOCAL_ONLY_VARIABLES})
         env[function] = variables
     path.write_text(json.dumps(env, indent=2), encoding="utf-8")
     return path

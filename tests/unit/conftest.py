@@ -105,3 +105,31 @@ def settings_for(http_server: ScriptedServer):
         return Settings(**values)
 
     return make
+
+
+class InMemoryLedger:
+    """The attempt ledger's semantics without DynamoDB: a completed step replays its result,
+    a step that raised is forgotten."""
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.in_progress: set[tuple[str, str, int]] = set()
+
+    def once(self, step, request, work):
+        from videodb_retry.ledger import StepInProgress
+
+        key = (step, request.download_id, request.attempt)
+        if key in self.in_progress:
+            raise StepInProgress(step)
+        if key in self.done:
+            return dict(self.done[key]), True
+        self.in_progress.add(key)
+        try:
+            result = work()
+        finally:
+            self.in_progress.discard(key)
+        self.done[key] = dict(result)
+        return result, False
+
+    def register_lambda_context(self, context: Any) -> None:
+        pass

@@ -15,6 +15,8 @@ from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 
+from .conftest import InMemoryLedger
+
 SQS_MAX_BYTES = 256 * 1024
 
 json_values = st.recursive(
@@ -62,6 +64,9 @@ class RecordingApi:
         self.ids.append(download_id)
         return JobStatus(state=JobState.DONE, job_id="job-1")
 
+    def is_on_api_origin(self, url: str) -> bool:
+        return True
+
 
 class RecordingDeadLetters:
     def __init__(self) -> None:
@@ -86,6 +91,7 @@ def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_rea
         dead_letters=dead_letters,  # type: ignore[arg-type]
         workflows=None,  # type: ignore[arg-type]
         outcomes=NullOutcomes(),  # type: ignore[arg-type]
+        ledger=InMemoryLedger(),
     )
     result = service.process(InboundMessage(body=body, message_id="m-1"))
     assert all(is_valid_download_id(i) for i in api.ids)

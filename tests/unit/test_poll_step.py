@@ -107,3 +107,19 @@ def test_poll_error_from_catch_is_settled_without_calling_the_api(http_server, s
 def test_bad_state_is_refused():
     with pytest.raises(InvalidPollState):
         poll_step({"download_id": "x"}, None, None, now=0)  # type: ignore[arg-type]
+
+
+def test_max_polls_ends_as_timed_out(http_server, step):
+    http_server.answers.append(Answer(200, {"success": True, "status": "processing"}))
+    state = step({"polls": 9}, poll_max_polls=10)
+    assert state["status"] == "timed_out" and state["polls"] == 10
+    assert "10 polls" in state["outcome"]["detail"]["error"]
+
+
+def test_a_malformed_state_is_still_settled_after_a_poll_error(http_server, settings_for):
+    settings = settings_for()
+    state = {"download_id": "download-1", "poll_error": {"Error": "InvalidPollState", "Cause": "{}"}}
+    settled = poll_step(state, VideoDBClient(settings, FakeKey("k")), settings, now=5.0)
+    assert settled["status"] == "failed"
+    assert settled["outcome"]["detail"]["download_id"] == "download-1"
+    assert http_server.seen == []

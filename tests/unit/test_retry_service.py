@@ -9,7 +9,7 @@ from videodb_retry.errors import TransientError
 from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.status import JobState
 
-from .conftest import Answer, FakeKey
+from .conftest import Answer, FakeKey, InMemoryLedger
 
 
 class FakeDeadLetters:
@@ -32,21 +32,25 @@ class FakeWorkflows:
 
 
 class FakeOutcomes:
-    def __init__(self):
-        self.settled = []
+    def __init__(self, failures=0):
+        self.settled, self.failures = [], failures
 
     def settle(self, outcome):
+        if self.failures:
+            self.failures -= 1
+            raise TransientError("EventBridge unavailable")
         self.settled.append(outcome)
 
 
 @pytest.fixture
 def make_service(http_server, settings_for):
-    def make(dead_letters=None, workflows=None, **overrides):
+    def make(dead_letters=None, workflows=None, outcomes=None, **overrides):
         settings = settings_for(**overrides)
         parts = {
             "dead_letters": dead_letters or FakeDeadLetters(),
             "workflows": workflows or FakeWorkflows(),
-            "outcomes": FakeOutcomes(),
+            "outcomes": outcomes or FakeOutcomes(),
+            "ledger": InMemoryLedger(),
         }
         service = RetryService(
             settings=settings, videodb=VideoDBClient(settings, FakeKey("k")), clock=lambda: 1000.0, **parts
@@ -165,3 +169,48 @@ def test_state_is_running_string(http_server, make_service):
     service, parts = make_service()
     service.process(message("download-1"))
     assert parts["workflows"].started[0]["status"] == JobState.RUNNING.value
+
+
+def test_duplicate_delivery_posts_once_and_starts_once(http_server, make_service):
+    http_server.answers.append(processing(http_server))
+    service, parts = make_service()
+    assert service.process(message("download-1", "m-1")) is RecordResult.WORKFLOW_STARTED
+    event = json.dumps({"detail-type": "Download Failed", "detail": {"download_id": "download-1"}})
+    assert service.process(message(event, "m-2")) is RecordResult.DUPLICATE
+    assert len(http_server.seen) == 1 and len(parts["workflows"].started) == 1
+
+
+def test_a_failure_after_the_post_does_not_post_again_on_redelivery(http_server, make_service):
+    http_server.answers.append(Answer(200, {"success": True, "status": "done", "data": {"id": "job-1"}}))
+    service, parts = make_service(outcomes=FakeOutcomes(failures=1))
+    with pytest.raises(TransientError):
+        service.process(message("download-1"))
+    assert service.process(message("download-1")) is RecordResult.SUCCEEDED
+    assert len(http_server.seen) == 1 and len(parts["outcomes"].settled) == 1
+
+
+def test_a_duplicate_of_a_refused_attempt_is_not_dead_lettered_twice(http_server, make_service):
+    http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
+    service, parts = make_service()
+    assert service.process(message("download-1")) is RecordResult.DEAD_LETTERED
+    assert service.process(message("download-1")) is RecordResult.DUPLICATE
+    assert len(http_server.seen) == 1 and len(parts["dead_letters"].sent) == 1
+
+
+def test_next_attempt_is_not_a_duplicate(http_server, make_service):
+    http_server.answers += [processing(http_server), processing(http_server)]
+    service, parts = make_service()
+    service.process(message("download-1"))
+    assert service.process(message('{"download_id": "download-1", "attempt": 2}')) is RecordResult.WORKFLOW_STARTED
+    assert len(http_server.seen) == 2
+
+
+def test_foreign_output_url_is_dead_lettered_not_polled(http_server, make_service):
+    http_server.answers.append(
+        Answer(200, {"success": True, "status": "processing",
+                     "data": {"id": "job-1", "output_url": "https://evil.example/async-response/job-1"}})
+    )
+    service, parts = make_service()
+    assert service.process(message("download-1")) is RecordResult.DEAD_LETTERED
+    assert parts["dead_letters"].sent[0]["error_code"] == "foreign_origin"
+    assert parts["workflows"].started == []

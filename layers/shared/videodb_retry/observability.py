@@ -19,4 +19,5 @@ class Metric:
     POISON_MESSAGES = "PoisonMessages"
     PERMANENT_ERRORS = "PermanentErrors"
     TRANSIENT_ERRORS = "TransientErrors"
+    DUPLICATES = "Duplicates"
     POLLS = "Polls"

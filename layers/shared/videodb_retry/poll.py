@@ -56,14 +56,37 @@ class PollState:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
 
+    @classmethod
+    def lenient(cls, state: dict[str, Any], now: float) -> PollState:
+        """Whatever can be read from a state that may be malformed (for settling errors)."""
+
+        def number(key: str, default: float) -> float:
+            try:
+                return float(state[key])
+            except (KeyError, TypeError, ValueError):
+                return default
+
+        return cls(
+            download_id=str(state.get("download_id", "unknown")),
+            job_id=str(state.get("job_id", "unknown")),
+            output_url=str(state.get("output_url", "")),
+            attempt=int(number("attempt", 1)),
+            started_at=number("started_at", now),
+            deadline_at=number("deadline_at", now),
+            polls=int(number("polls", 0)),
+        )
+
 
 def poll_step(
     state: dict[str, Any], videodb: VideoDBClient, settings: Settings, now: float
 ) -> dict[str, Any]:
     """Poll the job once (or settle a poll error) and return the next workflow state."""
-    current = PollState.from_dict(state)
     if "poll_error" in state:
+        # Settling must work even for the state that made polling fail, or the execution
+        # would end with no outcome event.
+        current = PollState.lenient(state, now)
         return _finish(state, current, settings, now, Ending.FAILED, {}, _cause(state["poll_error"]))
+    current = PollState.from_dict(state)
     if not videodb.is_on_api_origin(current.output_url):
         # Fail closed: the key goes only to the configured API origin.
         error = "output_url is not on the configured VideoDB API origin; not followed"
@@ -83,6 +106,10 @@ def poll_step(
     remaining = current.deadline_at - now
     if remaining <= 0:
         error = f"job still processing after {settings.poll_deadline_seconds} s"
+        return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
+    if polls >= settings.poll_max_polls:
+        # Bounds the execution's history (25,000 events) whatever the timing parameters.
+        error = f"job still processing after {polls} polls (PollMaxPolls)"
         return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
     wait = exponential_wait(
         polls,

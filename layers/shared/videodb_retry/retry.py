@@ -4,7 +4,12 @@ What happens to the record:
 - poison input or a permanent API error -> dead-letter queue with the reason (record done);
 - VideoDB is processing the retry -> the wait/poll workflow is started (record done);
 - VideoDB answers done or failed at once -> the outcome is settled here (record done);
+- the attempt was already handled (a duplicate delivery) -> nothing is done again (record done);
 - a transient error -> raised, so the batch reports this record failed and SQS redelivers it.
+
+The two steps with outside effects, *issue* (the POST) and *settle* (what follows it), each run
+once per attempt through the :class:`~videodb_retry.ledger.Ledger`, so a redelivery after a
+failure in *settle* does not POST again, and a duplicate message does nothing twice.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.errors import PermanentError
+from videodb_retry.ledger import Ledger, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import Metric, logger, metrics
 from videodb_retry.outcomes import Ending, Outcome, OutcomePublisher
@@ -32,6 +39,7 @@ class RecordResult(enum.StrEnum):
 
     WORKFLOW_STARTED = "workflow_started"
     ALREADY_RUNNING = "already_running"
+    DUPLICATE = "duplicate"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
@@ -56,6 +64,7 @@ class RetryService:
         dead_letters: DeadLetterQueue,
         workflows: WorkflowStarter,
         outcomes: OutcomePublisher,
+        ledger: Ledger,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -63,6 +72,7 @@ class RetryService:
         self._dead_letters = dead_letters
         self._workflows = workflows
         self._outcomes = outcomes
+        self._ledger = ledger
         self._clock = clock
 
     def process(self, message: InboundMessage) -> RecordResult:
@@ -71,35 +81,76 @@ class RetryService:
             request = parse_body(message.body)
         except PoisonMessage as exc:
             metrics.add_metric(name=Metric.POISON_MESSAGES, unit=MetricUnit.Count, value=1)
-            return self._dead_letter(message, str(exc), "poison", None)
-        logger.append_keys(download_id=request.download_id, attempt=request.attempt)
+            return self.dead_letter(message, str(exc), "poison", None)
+        logger.thread_safe_append_keys(download_id=request.download_id, attempt=request.attempt)
         if request.attempt > self._settings.max_retry_attempts:
             reason = (
                 f"attempt {request.attempt} exceeds MaxRetryAttempts "
                 f"({self._settings.max_retry_attempts})"
             )
-            return self._dead_letter(message, reason, "attempts_exhausted", request.download_id)
+            return self.dead_letter(message, reason, "attempts_exhausted", request.download_id)
+        try:
+            issued, _ = self._ledger.once("issue", request, lambda: self._issue(request))
+            settled, replayed = self._ledger.once("settle", request, lambda: self._settle(message, request, issued))
+        except StepInProgress as exc:
+            return self._duplicate(str(exc))
+        if replayed:
+            return self._duplicate("this attempt was already handled")
+        return RecordResult(settled["result"])
+
+    def dead_letter(
+        self,
+        message: InboundMessage,
+        reason: str,
+        code: str,
+        download_id: str | None,
+    ) -> RecordResult:
+        """Send ``message`` to the DLQ with its reason; raises if the DLQ refuses it."""
+        self._dead_letters.send(
+            body=message.body,
+            reason=reason,
+            error_code=code,
+            source_message_id=message.message_id,
+            download_id=download_id,
+            receive_count=message.receive_count,
+        )
+        logger.warning("message sent to the dead-letter queue", extra={"reason": reason, "error_code": code})
+        return RecordResult.DEAD_LETTERED
+
+    def _issue(self, request: RetryRequest) -> dict[str, Any]:
+        """The POST, once per attempt. A permanent refusal is a result too (kept, not raised),
+        so a duplicate of a refused attempt is not sent to VideoDB again."""
         try:
             status = self._videodb.retry_download(request.download_id)
         except PermanentError as exc:
-            metrics.add_metric(name=Metric.PERMANENT_ERRORS, unit=MetricUnit.Count, value=1)
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
-            return self._dead_letter(message, str(exc), code, request.download_id)
+            return {"permanent": str(exc), "code": code}
         metrics.add_metric(name=Metric.RETRIES_ISSUED, unit=MetricUnit.Count, value=1)
-        logger.append_keys(job_id=status.job_id)
-        return self._route(request, status)
+        if status.output_url and not self._videodb.is_on_api_origin(status.output_url):
+            # Following it would send the key elsewhere, and so would every later attempt.
+            return {"permanent": "VideoDB's output_url is not on the configured API origin", "code": "foreign_origin"}
+        return {"status": status.to_dict()}
+
+    def _settle(self, message: InboundMessage, request: RetryRequest, issued: dict[str, Any]) -> dict[str, Any]:
+        if "permanent" in issued:
+            metrics.add_metric(name=Metric.PERMANENT_ERRORS, unit=MetricUnit.Count, value=1)
+            self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
+            return {"result": RecordResult.DEAD_LETTERED.value}
+        status = JobStatus.from_dict(issued["status"])
+        logger.thread_safe_append_keys(job_id=status.job_id)
+        return {"result": self._route(request, status).value}
 
     def _route(self, request: RetryRequest, status: JobStatus) -> RecordResult:
         if status.state is JobState.RUNNING:
             if status.job_id and status.output_url:
                 return self._start_workflow(request, status)
             # Nothing to follow: count it as a failed attempt rather than guess.
-            return self._settle(
+            return self._end(
                 request, status, Ending.FAILED, "VideoDB answered processing without a job to poll"
             )
         if status.state is JobState.DONE:
-            return self._settle(request, status, Ending.DONE, None)
-        return self._settle(request, status, Ending.FAILED, status.error or "VideoDB answered failed")
+            return self._end(request, status, Ending.DONE, None)
+        return self._end(request, status, Ending.FAILED, status.error or "VideoDB answered failed")
 
     def _start_workflow(self, request: RetryRequest, status: JobStatus) -> RecordResult:
         now = self._clock()
@@ -117,12 +168,12 @@ class RetryService:
         if self._workflows.start(state):
             logger.info("retry issued; workflow started")
             return RecordResult.WORKFLOW_STARTED
-        logger.info("workflow for this job already exists; duplicate start ignored")
+        # The execution name is deterministic: the service itself caught the second start.
+        metrics.add_metric(name=Metric.DUPLICATES, unit=MetricUnit.Count, value=1)
+        logger.info("duplicate: the workflow for this job already exists")
         return RecordResult.ALREADY_RUNNING
 
-    def _settle(
-        self, request: RetryRequest, status: JobStatus, ending: Ending, error: str | None
-    ) -> RecordResult:
+    def _end(self, request: RetryRequest, status: JobStatus, ending: Ending, error: str | None) -> RecordResult:
         outcome = Outcome(
             ending=ending,
             download_id=request.download_id,
@@ -138,16 +189,7 @@ class RetryService:
         logger.info("retry ended at once", extra={"outcome": ending.value, "will_retry": outcome.will_retry})
         return RecordResult.SUCCEEDED if ending is Ending.DONE else RecordResult.FAILED
 
-    def _dead_letter(
-        self, message: InboundMessage, reason: str, code: str, download_id: str | None
-    ) -> RecordResult:
-        self._dead_letters.send(
-            body=message.body,
-            reason=reason,
-            error_code=code,
-            source_message_id=message.message_id,
-            download_id=download_id,
-            receive_count=message.receive_count,
-        )
-        logger.warning("message sent to the dead-letter queue", extra={"reason": reason, "error_code": code})
-        return RecordResult.DEAD_LETTERED
+    def _duplicate(self, why: str) -> RecordResult:
+        metrics.add_metric(name=Metric.DUPLICATES, unit=MetricUnit.Count, value=1)
+        logger.info("duplicate delivery; nothing done again", extra={"why": why})
+        return RecordResult.DUPLICATE

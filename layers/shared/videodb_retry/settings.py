@@ -23,13 +23,20 @@ class Settings:
     api_key_secret_id: str = ""
     secret_cache_ttl_seconds: int = 300
     connect_timeout_seconds: float = 3.05
-    read_timeout_seconds: float = 30.0
+    # The retry call "returns immediately"; a slow answer is better retried than waited for.
+    read_timeout_seconds: float = 10.0
     poll_first_wait_seconds: int = 5
     poll_backoff_factor: float = 1.5
     poll_max_wait_seconds: int = 120
     poll_deadline_seconds: int = 7200
+    poll_max_polls: int = 500
     max_retry_attempts: int = 3
     requeue_delay_seconds: int = 60
+    max_receive_count: int = 10
+    redelivery_first_delay_seconds: int = 30
+    redelivery_backoff_factor: float = 2.0
+    redelivery_max_delay_seconds: int = 900
+    idempotency_table_name: str = ""
     retry_queue_url: str = ""
     dead_letter_queue_url: str = ""
     state_machine_arn: str = ""
@@ -40,6 +47,13 @@ class Settings:
     def api_origin(self) -> tuple[str, str, int]:
         """(scheme, host, port) of the API: the only place the key may be sent."""
         return url_origin(self.api_base_url)
+
+    @property
+    def idempotency_expiry_seconds(self) -> int:
+        """How long an attempt's record is kept: long enough to outlive every attempt of a
+        download, so a duplicate that arrives while any of them runs is recognised."""
+        one_attempt = self.poll_deadline_seconds + self.requeue_delay_seconds + self.redelivery_max_delay_seconds
+        return self.max_retry_attempts * one_attempt + 3600
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,8 +86,18 @@ class Settings:
             poll_backoff_factor=number("POLL_BACKOFF_FACTOR", d.poll_backoff_factor, float),
             poll_max_wait_seconds=int(number("POLL_MAX_WAIT_SECONDS", d.poll_max_wait_seconds)),
             poll_deadline_seconds=int(number("POLL_DEADLINE_SECONDS", d.poll_deadline_seconds)),
+            poll_max_polls=int(number("POLL_MAX_POLLS", d.poll_max_polls)),
             max_retry_attempts=int(number("MAX_RETRY_ATTEMPTS", d.max_retry_attempts)),
             requeue_delay_seconds=int(number("REQUEUE_DELAY_SECONDS", d.requeue_delay_seconds)),
+            max_receive_count=int(number("MAX_RECEIVE_COUNT", d.max_receive_count)),
+            redelivery_first_delay_seconds=int(
+                number("REDELIVERY_FIRST_DELAY_SECONDS", d.redelivery_first_delay_seconds)
+            ),
+            redelivery_backoff_factor=number("REDELIVERY_BACKOFF_FACTOR", d.redelivery_backoff_factor, float),
+            redelivery_max_delay_seconds=int(
+                number("REDELIVERY_MAX_DELAY_SECONDS", d.redelivery_max_delay_seconds)
+            ),
+            idempotency_table_name=text("IDEMPOTENCY_TABLE_NAME", ""),
             retry_queue_url=text("RETRY_QUEUE_URL", ""),
             dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", ""),
             state_machine_arn=text("STATE_MACHINE_ARN", ""),

@@ -51,6 +51,27 @@ class JobStatus:
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (kept in the idempotency store between deliveries)."""
+        return {
+            "state": self.state.value,
+            "job_id": self.job_id,
+            "output_url": self.output_url,
+            "result": self.result,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            state=JobState(data["state"]),
+            job_id=data.get("job_id"),
+            output_url=data.get("output_url"),
+            result=dict(data.get("result") or {}),
+            error=data.get("error"),
+        )
+
 
 def map_status(raw: object) -> JobState | None:
     """Map one status value to a :class:`JobState`; ``None`` when it is not a known spelling."""

@@ -1,0 +1,94 @@
+"""What happens to a queue record around its processing: time budget, backoff, last delivery.
+
+- A record not started while the invocation still had time for a full API call is failed
+  untouched, so a batch never runs into the Lambda timeout with work half done.
+- A record that fails is made invisible for longer with each receive (and at least
+  ``Retry-After``), instead of the queue's fixed visibility timeout.
+- On its last allowed delivery, a record that fails again goes to the DLQ with the reason,
+  rather than being moved there by SQS redrive with none.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from videodb_retry.errors import TransientError
+from videodb_retry.observability import Metric, logger, metrics
+from videodb_retry.redelivery import RedeliveryPolicy, VisibilityBackoff
+from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.settings import Settings
+
+# Delay for records that were never started: they did nothing wrong, try them again soon.
+UNSTARTED_DELAY_SECONDS = 5
+
+
+class QueueRecord(Protocol):
+    """The parts of Powertools' SQSRecord used here."""
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def receipt_handle(self) -> str: ...
+
+    @property
+    def attributes(self) -> Any: ...
+
+
+class OutOfTime(TransientError):
+    """The invocation had too little time left to start this record."""
+
+
+class RecordDelivery:
+    """Processes one delivered record under the time budget and redelivery policy."""
+
+    def __init__(self, settings: Settings, service: RetryService, backoff: VisibilityBackoff) -> None:
+        self._service = service
+        self._backoff = backoff
+        self._policy = RedeliveryPolicy(
+            first_delay_seconds=settings.redelivery_first_delay_seconds,
+            factor=settings.redelivery_backoff_factor,
+            max_delay_seconds=settings.redelivery_max_delay_seconds,
+            max_receive_count=settings.max_receive_count,
+        )
+        # Time one API call may take at most, plus room to report: below it, don't start.
+        self._reserve_ms = int((settings.connect_timeout_seconds + settings.read_timeout_seconds) * 1000) + 2000
+
+    def handle(self, record: QueueRecord, remaining_ms: int | None) -> RecordResult:
+        """Process ``record``; raise to report it as a batch item failure."""
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        message = InboundMessage(body=record.body, message_id=record.message_id, receive_count=receive_count)
+        if remaining_ms is not None and remaining_ms < self._reserve_ms:
+            self._postpone(record, UNSTARTED_DELAY_SECONDS)
+            raise OutOfTime(f"not started: {remaining_ms} ms left in the invocation")
+        try:
+            return self._service.process(message)
+        except Exception as exc:
+            metrics.add_metric(name=Metric.TRANSIENT_ERRORS, unit=MetricUnit.Count, value=1)
+            if self._policy.is_last_delivery(receive_count):
+                reason = f"still failing after {receive_count} deliveries: {_describe(exc)}"
+                logger.error("giving up on the record", extra={"reason": reason})
+                return self._service.dead_letter(message, reason, "transient_exhausted", None)
+            delay = self._policy.delay(receive_count, getattr(exc, "retry_after", None))
+            logger.warning(
+                "record failed; it will be delivered again",
+                extra={"error": _describe(exc), "receive_count": receive_count, "next_delivery_in_s": delay},
+            )
+            self._postpone(record, delay)
+            raise
+
+    def _postpone(self, record: QueueRecord, seconds: int) -> None:
+        try:
+            self._backoff.postpone(record.receipt_handle, seconds)
+        except Exception as exc:  # the queue's own visibility timeout still applies
+            logger.warning("could not set the record's visibility", extra={"error": _describe(exc)})
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

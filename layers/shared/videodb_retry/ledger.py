@@ -1,0 +1,87 @@
+"""Doing each step of an attempt once, however often its message is delivered.
+
+One attempt of one download has two steps with effects outside this function: *issue* (the
+``POST /download/{id}`` call) and *settle* (starting the workflow, announcing an outcome or
+dead-lettering a permanent error). Each runs under Powertools Idempotency, keyed on the
+download id and attempt number — not the SQS message id, because the same failure can arrive
+in different messages (EventBridge delivering twice, an operator enqueueing an id in flight).
+
+- a step that completed before is not run again: its saved result is replayed;
+- a step that raised is forgotten, so the next delivery runs it again (nothing lost);
+- a step running right now in another invocation raises :class:`StepInProgress`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from videodb_retry.aws_clients import client
+from videodb_retry.messages import RetryRequest
+
+REPLAYED = "_replayed"
+
+
+class StepInProgress(Exception):
+    """The same step of the same attempt is running in another invocation."""
+
+
+class Ledger(Protocol):
+    """Runs a step of an attempt once; returns (result, replayed)."""
+
+    def once(
+        self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]: ...
+
+    def register_lambda_context(self, context: Any) -> None: ...
+
+
+def _mark_replayed(response: Any, data_record: Any) -> Any:
+    # Called by Powertools only when the result comes from the store, i.e. a duplicate.
+    return {**response, REPLAYED: True} if isinstance(response, dict) else response
+
+
+class DynamoDBLedger:
+    """The ledger kept in the template's idempotency table (DynamoDB, TTL on ``expiration``)."""
+
+    def __init__(self, table_name: str, expires_after_seconds: int) -> None:
+        self._config = IdempotencyConfig(
+            event_key_jmespath="[download_id, attempt]",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=expires_after_seconds,
+            response_hook=_mark_replayed,
+        )
+        store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client("dynamodb"))
+        self._steps = {
+            step: idempotent_function(
+                _run, data_keyword_argument="attempt", persistence_store=store, config=self._config, key_prefix=step
+            )
+            for step in ("issue", "settle")
+        }
+
+    def once(
+        self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Run ``work`` for this step of this attempt unless it already ran."""
+        attempt = {"download_id": request.download_id, "attempt": request.attempt}
+        try:
+            result = self._steps[step](attempt=attempt, work=work)
+        except IdempotencyAlreadyInProgressError:
+            raise StepInProgress(f"{step} of attempt {request.attempt} is in progress elsewhere") from None
+        replayed = bool(result.pop(REPLAYED, False))
+        return result, replayed
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets an in-progress record expire with the invocation that wrote it."""
+        self._config.register_lambda_context(context)
+
+
+def _run(attempt: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    return work()
