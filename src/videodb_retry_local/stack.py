@@ -185,6 +185,9 @@ class EmulatedStack:
             "AWS::Serverless::StateMachine": self._create_state_machine,
             "AWS::DynamoDB::Table": self._create_table,
             "AWS::Serverless::SimpleTable": self._create_table,
+            "AWS::SNS::Topic": self._create_topic,
+            "AWS::CloudWatch::Alarm": self._create_alarm,
+            "AWS::CloudWatch::Dashboard": self._create_dashboard,
         }
         try:
             self._route_lambda_invokes()
@@ -336,6 +339,39 @@ class EmulatedStack:
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self.ids.resources[logical_id] = Physical(ref=name, attributes={"Arn": table["TableArn"]})
+
+    def _create_topic(self, logical_id: str) -> None:
+        properties = self.template.properties(logical_id, self.ids)
+        sns = self.client("sns")
+        arn = sns.create_topic(Name=properties.get("TopicName", self._name(logical_id)))["TopicArn"]
+        for subscription in properties.get("Subscription", []):
+            sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
+        self.ids.resources[logical_id] = Physical(ref=arn, attributes={"TopicArn": arn})
+
+    def _create_alarm(self, logical_id: str) -> None:
+        properties = self.template.properties(logical_id, self.ids)
+        name = properties.get("AlarmName", self._name(logical_id))
+        self.client("cloudwatch").put_metric_alarm(
+            AlarmName=name,
+            AlarmDescription=properties.get("AlarmDescription", ""),
+            Namespace=properties["Namespace"],
+            MetricName=properties["MetricName"],
+            Dimensions=properties.get("Dimensions", []),
+            Statistic=properties["Statistic"],
+            Period=int(properties["Period"]),
+            EvaluationPeriods=int(properties["EvaluationPeriods"]),
+            Threshold=float(properties["Threshold"]),
+            ComparisonOperator=properties["ComparisonOperator"],
+            TreatMissingData=properties.get("TreatMissingData", "missing"),
+            AlarmActions=properties.get("AlarmActions", []),
+        )
+        self.ids.resources[logical_id] = Physical(ref=name, attributes={})
+
+    def _create_dashboard(self, logical_id: str) -> None:
+        properties = self.template.properties(logical_id, self.ids)
+        name = properties.get("DashboardName", self._name(logical_id))
+        self.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+        self.ids.resources[logical_id] = Physical(ref=name, attributes={})
 
     def _role(self, logical_id: str, trust: dict[str, Any]) -> str:
         # SAM generates one role per function/state machine from its Policies; moto does not

@@ -1,0 +1,88 @@
+"""Operating the deployed app: alarms, the dashboard, log retention and the sweeper switch,
+read from the real template.yaml."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from videodb_retry_local.template import Template, load_document
+
+DOCUMENT = load_document()
+RESOURCES = DOCUMENT["Resources"]
+
+
+def alarms() -> dict[str, dict]:
+    return {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+@pytest.mark.parametrize(
+    "namespace, metric",
+    [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # DLQ depth
+        ("AWS/States", "ExecutionsFailed"),  # workflow failures
+        ("VideoDBRetry", "RetriesTimedOut"),  # timeouts
+        ("AWS/Lambda", "Errors"),  # function errors
+    ],
+)
+def test_an_alarm_watches(namespace, metric):
+    watching = [a for a in alarms().values() if (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == (namespace, metric)]
+    assert watching, f"no alarm on {namespace} {metric}"
+    for alarm in watching:
+        assert alarm["Properties"]["Threshold"] == 0
+        assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_dlq_alarm_watches_the_dead_letter_queue():
+    (dlq,) = [a for a in alarms().values() if a["Properties"]["Namespace"] == "AWS/SQS"]
+    assert dlq["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["RetryDeadLetterQueue", "QueueName"]}
+
+
+def test_every_function_has_an_errors_alarm():
+    functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+    watched = {
+        a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for a in alarms().values()
+        if a["Properties"]["MetricName"] == "Errors"
+    }
+    assert watched == functions
+
+
+def test_alarms_notify_the_email_topic_only_when_an_address_is_given():
+    for alarm in alarms().values():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["NotifyByEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }
+    assert Template.load().conditions["NotifyByEmail"] is False
+    assert Template.load(overrides={"AlarmEmail": "ops@example.com"}).conditions["NotifyByEmail"] is True
+    assert RESOURCES["AlarmTopic"]["Condition"] == "NotifyByEmail"
+
+
+def test_dashboard_shows_what_operators_ask_for():
+    body = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    for metric in ("RetriesIssued", "RetriesSucceeded", "RetriesFailed", "RetriesTimedOut", "Polls",
+                   "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        assert metric in body
+    # the body is JSON once ${...} placeholders are filled
+    json.loads(body.replace("${AWS::Region}", "r").replace("${AWS::StackName}", "s")
+               .replace("${Queue}", "q").replace("${DeadLetters}", "d").replace("${RetryWorkflow}", "w"))
+
+
+def test_every_log_group_has_the_retention_parameter():
+    functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+    groups = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Logs::LogGroup"}
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+    named = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups.values()}
+    assert {f"/aws/lambda/${{{f}}}" for f in functions} <= named
+    assert "RetryWorkflowLogGroup" in groups
+
+
+def test_sweeper_is_off_by_default_and_scheduled_when_on():
+    assert Template.load().conditions["SweeperOn"] is False
+    assert "SweeperFunction" not in Template.load().resources()
+    on = Template.load(overrides={"SweeperEnabled": "true", "SweepRateMinutes": 5})
+    sweeper = on.resources()["SweeperFunction"]
+    (event,) = sweeper["Properties"]["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["ScheduleExpression"] == {"Fn::Sub": "rate(${SweepRateMinutes} minutes)"}
