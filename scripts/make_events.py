@@ -93,6 +93,7 @@ def main() -> None:
             "RETRY_QUEUE_URL": "http://host.docker.internal:5000/123456789012/videodb-retry-RetryQueue",
             "DEAD_LETTER_QUEUE_URL": "http://host.docker.internal:5000/123456789012/videodb-retry-RetryDeadLetterQueue",
             "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:videodb-retry-RetryWorkflow",
+            "IDEMPOTENCY_TABLE_NAME": "videodb-retry-IdempotencyTable",
         },
     }
     (EVENTS / "env.json").write_text(json.dumps(env, indent=2) + "\n")

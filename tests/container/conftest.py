@@ -336,7 +336,7 @@ def _reset_moto(endpoint: str) -> None:
 def _create_stack(stack: Stack) -> None:
     """Create the template's resources in moto, in dependency order, as the stack would have them.
 
-    Queues, the secret and the state machine are created from their resolved properties; the
+    Queues, the secret, the idempotency table and the state machine are created from their resolved properties; the
     rest (functions, rules, policies, log group, layer) get physical ids only, so references
     to them resolve (the functions run in containers, not in moto).
     """
@@ -358,6 +358,15 @@ def _create_stack(stack: Stack) -> None:
                 Name=name, SecretString=properties.get("SecretString", "")
             )["ARN"]
             ids.resources[logical_id] = Physical(arn, {"Id": arn})
+        elif kind == "AWS::DynamoDB::Table":
+            properties = template.properties(logical_id, ids)
+            arn = stack.client("dynamodb").create_table(
+                TableName=name,
+                KeySchema=properties["KeySchema"],
+                AttributeDefinitions=properties["AttributeDefinitions"],
+                BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+            )["TableDescription"]["TableArn"]
+            ids.resources[logical_id] = Physical(name, {"Arn": arn})
         elif kind == "AWS::Serverless::StateMachine":
             arn = stack.client("stepfunctions").create_state_machine(
                 name=name,
