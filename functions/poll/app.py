@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
-from videodb_retry.observability import Metric, logger, metrics, tracer
+from videodb_retry.observability import Metric, count, logger, metrics, tracer
 from videodb_retry.poll import poll_step
 from videodb_retry.settings import current
 
@@ -33,8 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Poll the job in ``event`` once; return the workflow's next state."""
     logger.append_keys(download_id=event.get("download_id"), job_id=event.get("job_id"))
     state = poll_step(event, videodb, settings, now=time.time())
-    metrics.add_metric(name=Metric.POLLS, unit="Count", value=1)
+    count(Metric.POLLS)
     if state["status"] in ENDING_METRICS:
-        metrics.add_metric(name=ENDING_METRICS[state["status"]], unit="Count", value=1)
+        count(ENDING_METRICS[state["status"]])
     logger.info("polled", extra={"status": state["status"], "polls": state["polls"]})
     return state

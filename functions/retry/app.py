@@ -1,18 +1,19 @@
 """Retry function: consumes the retry queue in batches and retries each failed download.
 
-Each record is processed on its own; only the records that hit a transient error are
-reported back as failures, so SQS redelivers exactly those.
+Each record is processed on its own, several at once; only the records that hit a transient
+error are reported back as failures, so SQS redelivers exactly those.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videodb_retry.api_key import ApiKeyProvider
+from videodb_retry.batch import ConcurrentBatchProcessor
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.delivery import RecordDelivery
@@ -38,11 +39,11 @@ delivery = RecordDelivery(
     ),
     VisibilityBackoff(settings.retry_queue_url),
 )
-# A batch whose every record failed is still a partial response, not a function error.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Records run concurrently (RetryBatchConcurrency); a batch whose every record failed is
+# still a partial response, not a function error.
+processor = ConcurrentBatchProcessor(settings.batch_concurrency, raise_on_entire_batch_failure=False)
 
 
-@tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     """Retry the download one record names; raise to have SQS deliver it again."""
     logger.thread_safe_append_keys(message_id=record.message_id)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
-from videodb_retry.observability import logger, metrics, tracer
+from videodb_retry.observability import Metric, count, logger, metrics, tracer
 from videodb_retry.settings import current
 from videodb_retry.sweeper import SweepSettings, Sweeper
 
@@ -35,6 +35,6 @@ sweeper = Sweeper(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one sweep; return its counts."""
     report = asdict(sweeper.sweep(now=datetime.now(UTC)))
-    metrics.add_metric(name="FailuresFound", unit="Count", value=report["published"])
+    count(Metric.FAILURES_FOUND, report["published"])
     logger.info("sweep finished", extra=report)
     return report

@@ -7,6 +7,7 @@ The key is returned to callers only; it is never logged, put in an error or an e
 from __future__ import annotations
 
 import json
+import threading
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -22,6 +23,8 @@ class ApiKeyProvider:
     def __init__(self, settings: Settings) -> None:
         self._secret_id = settings.api_key_secret_id
         self._ttl = settings.secret_cache_ttl_seconds
+        # Records run on several threads: one reads the secret, the others wait for the cache.
+        self._lock = threading.Lock()
 
     def __call__(self) -> str:
         return self._read(force_fetch=False)
@@ -34,7 +37,8 @@ class ApiKeyProvider:
         if not self._secret_id:
             raise ConfigurationError("API_KEY_SECRET_ID is not set")
         try:
-            raw = parameters.get_secret(self._secret_id, max_age=self._ttl, force_fetch=force_fetch)
+            with self._lock:
+                raw = parameters.get_secret(self._secret_id, max_age=self._ttl, force_fetch=force_fetch)
         except parameters.exceptions.GetParameterError as exc:
             # Throttling or an outage of Secrets Manager passes; the record is retried.
             raise TransientError(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 
 from videodb_retry import __version__
 from videodb_retry.errors import AuthError, PermanentError, TransientError
@@ -49,7 +50,7 @@ class VideoDBClient:
     ) -> None:
         self._settings = settings
         self._api_key = api_key
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session(settings.batch_concurrency)
         self._origin = settings.api_origin
 
     def retry_download(self, download_id: str) -> JobStatus:
@@ -107,6 +108,15 @@ class VideoDBClient:
         except requests.ConnectionError:
             raise TransientError(f"{method} {_path(url)} could not connect") from None
         return _read(method, url, response)
+
+
+def _pooled_session(connections: int) -> requests.Session:
+    """A session whose connection pool fits the batch's concurrency (requests keeps 10)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(10, connections))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def _parse(body: Any) -> JobStatus:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from videodb_retry.errors import TransientError
-from videodb_retry.observability import Metric, logger, metrics
+from videodb_retry.observability import Metric, count, logger
 from videodb_retry.redelivery import RedeliveryPolicy, VisibilityBackoff
 from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
@@ -69,7 +67,7 @@ class RecordDelivery:
         try:
             return self._service.process(message)
         except Exception as exc:
-            metrics.add_metric(name=Metric.TRANSIENT_ERRORS, unit=MetricUnit.Count, value=1)
+            count(Metric.TRANSIENT_ERRORS)
             if self._policy.is_last_delivery(receive_count):
                 reason = f"still failing after {receive_count} deliveries: {_describe(exc)}"
                 logger.error("giving up on the record", extra={"reason": reason})

@@ -13,6 +13,7 @@ in different messages (EventBridge delivering twice, an operator enqueueing an i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -52,19 +53,26 @@ class DynamoDBLedger:
     """The ledger kept in the template's idempotency table (DynamoDB, TTL on ``expiration``)."""
 
     def __init__(self, table_name: str, expires_after_seconds: int) -> None:
+        self._table_name = table_name
         self._config = IdempotencyConfig(
             event_key_jmespath="[download_id, attempt]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=expires_after_seconds,
             response_hook=_mark_replayed,
         )
-        store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client("dynamodb"))
-        self._steps = {
-            step: idempotent_function(
-                _run, data_keyword_argument="attempt", persistence_store=store, config=self._config, key_prefix=step
-            )
-            for step in ("issue", "settle")
-        }
+        self._steps: dict[str, Callable[..., dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _step(self, step: str) -> Callable[..., dict[str, Any]]:
+        # Built on first use, not at import: the DynamoDB client is not part of the cold start.
+        with self._lock:
+            if step not in self._steps:
+                # One store per step: Powertools keeps the key prefix on the store itself.
+                store = DynamoDBPersistenceLayer(table_name=self._table_name, boto3_client=client("dynamodb"))
+                self._steps[step] = idempotent_function(
+                    _run, data_keyword_argument="attempt", persistence_store=store, config=self._config, key_prefix=step
+                )
+            return self._steps[step]
 
     def once(
         self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
@@ -72,7 +80,7 @@ class DynamoDBLedger:
         """Run ``work`` for this step of this attempt unless it already ran."""
         attempt = {"download_id": request.download_id, "attempt": request.attempt}
         try:
-            result = self._steps[step](attempt=attempt, work=work)
+            result = self._step(step)(attempt=attempt, work=work)
         except IdempotencyAlreadyInProgressError:
             raise StepInProgress(f"{step} of attempt {request.attempt} is in progress elsewhere") from None
         replayed = bool(result.pop(REPLAYED, False))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
+
+# Records of a batch are processed on several threads; Powertools' metric set is not
+# guarded, so every count goes through one lock.
+_metrics_lock = threading.Lock()
 
 
 class Metric:
@@ -21,3 +27,10 @@ class Metric:
     TRANSIENT_ERRORS = "TransientErrors"
     DUPLICATES = "Duplicates"
     POLLS = "Polls"
+    FAILURES_FOUND = "FailuresFound"
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add ``value`` to the count metric ``name`` (thread-safe)."""
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit="Count", value=value)

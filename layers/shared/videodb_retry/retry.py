@@ -20,14 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.errors import PermanentError
 from videodb_retry.ledger import Ledger, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
-from videodb_retry.observability import Metric, logger, metrics
+from videodb_retry.observability import Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome, OutcomePublisher
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
@@ -80,7 +78,7 @@ class RetryService:
         try:
             request = parse_body(message.body)
         except PoisonMessage as exc:
-            metrics.add_metric(name=Metric.POISON_MESSAGES, unit=MetricUnit.Count, value=1)
+            count(Metric.POISON_MESSAGES)
             return self.dead_letter(message, str(exc), "poison", None)
         logger.thread_safe_append_keys(download_id=request.download_id, attempt=request.attempt)
         if request.attempt > self._settings.max_retry_attempts:
@@ -125,7 +123,7 @@ class RetryService:
         except PermanentError as exc:
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
             return {"permanent": str(exc), "code": code}
-        metrics.add_metric(name=Metric.RETRIES_ISSUED, unit=MetricUnit.Count, value=1)
+        count(Metric.RETRIES_ISSUED)
         if status.output_url and not self._videodb.is_on_api_origin(status.output_url):
             # Following it would send the key elsewhere, and so would every later attempt.
             return {"permanent": "VideoDB's output_url is not on the configured API origin", "code": "foreign_origin"}
@@ -133,7 +131,7 @@ class RetryService:
 
     def _settle(self, message: InboundMessage, request: RetryRequest, issued: dict[str, Any]) -> dict[str, Any]:
         if "permanent" in issued:
-            metrics.add_metric(name=Metric.PERMANENT_ERRORS, unit=MetricUnit.Count, value=1)
+            count(Metric.PERMANENT_ERRORS)
             self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
             return {"result": RecordResult.DEAD_LETTERED.value}
         status = JobStatus.from_dict(issued["status"])
@@ -169,7 +167,7 @@ class RetryService:
             logger.info("retry issued; workflow started")
             return RecordResult.WORKFLOW_STARTED
         # The execution name is deterministic: the service itself caught the second start.
-        metrics.add_metric(name=Metric.DUPLICATES, unit=MetricUnit.Count, value=1)
+        count(Metric.DUPLICATES)
         logger.info("duplicate: the workflow for this job already exists")
         return RecordResult.ALREADY_RUNNING
 
@@ -185,11 +183,11 @@ class RetryService:
         )
         self._outcomes.settle(outcome)
         metric = Metric.RETRIES_SUCCEEDED if ending is Ending.DONE else Metric.RETRIES_FAILED
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        count(metric)
         logger.info("retry ended at once", extra={"outcome": ending.value, "will_retry": outcome.will_retry})
         return RecordResult.SUCCEEDED if ending is Ending.DONE else RecordResult.FAILED
 
     def _duplicate(self, why: str) -> RecordResult:
-        metrics.add_metric(name=Metric.DUPLICATES, unit=MetricUnit.Count, value=1)
+        count(Metric.DUPLICATES)
         logger.info("duplicate delivery; nothing done again", extra={"why": why})
         return RecordResult.DUPLICATE

@@ -37,6 +37,7 @@ class Settings:
     redelivery_backoff_factor: float = 2.0
     redelivery_max_delay_seconds: int = 900
     idempotency_table_name: str = ""
+    batch_concurrency: int = 10
     retry_queue_url: str = ""
     dead_letter_queue_url: str = ""
     state_machine_arn: str = ""
@@ -98,6 +99,7 @@ class Settings:
                 number("REDELIVERY_MAX_DELAY_SECONDS", d.redelivery_max_delay_seconds)
             ),
             idempotency_table_name=text("IDEMPOTENCY_TABLE_NAME", ""),
+            batch_concurrency=max(1, int(number("RETRY_BATCH_CONCURRENCY", d.batch_concurrency))),
             retry_queue_url=text("RETRY_QUEUE_URL", ""),
             dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", ""),
             state_machine_arn=text("STATE_MACHINE_ARN", ""),
