@@ -7,10 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+LINT_VENV := .venv-lint
+LINTERS := $(LINT_VENV)/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: deps demo test unit integration contract validate containers container clean
+.PHONY: deps demo test lint unit integration contract validate containers container soak bench clean
 
 deps: $(STAMP)
 
@@ -25,11 +27,20 @@ $(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 
+# Template scanners live apart: their pinned dependencies clash with the SAM CLI's.
+$(LINTERS):
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet checkov==3.3.30 cfn-lint==1.58.0
+
 demo: deps
 	$(PY) -m videodb_retry_local.demo $(DEMO_ARGS)
 
-test: deps validate
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Gates: sam validate --lint, cfn-lint, checkov, ruff (lint + format), mypy.
+lint: deps $(SAM) $(LINTERS)
+	VENV=$(VENV) SAM=$(SAM) LINT_VENV=$(LINT_VENV) bash scripts/lint.sh
 
 unit: deps
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -53,4 +64,4 @@ container: deps $(SAM) containers
 	VIDEODB_RETRY_REQUIRE_CONTAINERS=1 $(PY) -m pytest tests/container $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache

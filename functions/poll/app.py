@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics, tracer

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics, tracer
 from videodb_retry.settings import current
-from videodb_retry.sweeper import SweepSettings, Sweeper
+from videodb_retry.sweeper import Sweeper, SweepSettings
 
 settings = current()
 sweeper = Sweeper(

@@ -25,4 +25,4 @@ def exponential_wait(
     base = min(base, cap)
     if jitter:
         base *= 1 + (rng or random).uniform(-jitter, jitter)
-    return max(1, min(int(round(base)), int(cap)))
+    return max(1, min(round(base), int(cap)))

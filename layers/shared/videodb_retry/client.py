@@ -167,5 +167,3 @@ def _retry_after(response: requests.Response) -> int | None:
 def _path(url: str) -> str:
     # Errors name the path only: no query strings, no hosts a reader need not see.
     return urlsplit(url).path or "/"
-
-

@@ -55,7 +55,9 @@ class RecordDelivery:
             max_receive_count=settings.max_receive_count,
         )
         # Time one API call may take at most, plus room to report: below it, don't start.
-        self._reserve_ms = int((settings.connect_timeout_seconds + settings.read_timeout_seconds) * 1000) + 2000
+        self._reserve_ms = (
+            int((settings.connect_timeout_seconds + settings.read_timeout_seconds) * 1000) + 2000
+        )
 
     def handle(self, record: QueueRecord, remaining_ms: int | None) -> RecordResult:
         """Process ``record``; raise to report it as a batch item failure."""

@@ -29,9 +29,7 @@ class TransientError(RetryPipelineError):
 
     code = "transient"
 
-    def __init__(
-        self, message: str, status_code: int | None = None, retry_after: int | None = None
-    ) -> None:
+    def __init__(self, message: str, status_code: int | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after

@@ -44,7 +44,7 @@ class Ledger(Protocol):
     def register_lambda_context(self, context: Any) -> None: ...
 
 
-def _mark_replayed(response: Any, data_record: Any) -> Any:
+def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
     # Called by Powertools only when the result comes from the store, i.e. a duplicate.
     return {**response, REPLAYED: True} if isinstance(response, dict) else response
 
@@ -70,7 +70,11 @@ class DynamoDBLedger:
                 # One store per step: Powertools keeps the key prefix on the store itself.
                 store = DynamoDBPersistenceLayer(table_name=self._table_name, boto3_client=client("dynamodb"))
                 self._steps[step] = idempotent_function(
-                    _run, data_keyword_argument="attempt", persistence_store=store, config=self._config, key_prefix=step
+                    _run,
+                    data_keyword_argument="attempt",
+                    persistence_store=store,
+                    config=self._config,
+                    key_prefix=step,
                 )
             return self._steps[step]
 

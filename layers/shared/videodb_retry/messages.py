@@ -17,7 +17,7 @@ from typing import Any
 # Letters, digits, '-' and '_' only: the id is put into a URL path, so nothing that could
 # change the path ('/', '..', '%', spaces, control characters) may pass.
 MAX_DOWNLOAD_ID_LENGTH = 128
-_DOWNLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_DOWNLOAD_ID_LENGTH)
+_DOWNLOAD_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_DOWNLOAD_ID_LENGTH}}}")
 MAX_REASON_LENGTH = 1024
 
 
@@ -71,9 +71,7 @@ def parse_body(body: str | None) -> RetryRequest:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):
-        raise PoisonMessage(
-            f"message body {_preview(text)} is neither a download id nor JSON"
-        ) from None
+        raise PoisonMessage(f"message body {_preview(text)} is neither a download id nor JSON") from None
     if not isinstance(document, dict):
         raise PoisonMessage(f"JSON body must be an object, got {type(document).__name__}")
     if "detail" in document and "detail-type" in document:

@@ -83,13 +83,14 @@ class RetryService:
         logger.thread_safe_append_keys(download_id=request.download_id, attempt=request.attempt)
         if request.attempt > self._settings.max_retry_attempts:
             reason = (
-                f"attempt {request.attempt} exceeds MaxRetryAttempts "
-                f"({self._settings.max_retry_attempts})"
+                f"attempt {request.attempt} exceeds MaxRetryAttempts ({self._settings.max_retry_attempts})"
             )
             return self.dead_letter(message, reason, "attempts_exhausted", request.download_id)
         try:
             issued, _ = self._ledger.once("issue", request, lambda: self._issue(request))
-            settled, replayed = self._ledger.once("settle", request, lambda: self._settle(message, request, issued))
+            settled, replayed = self._ledger.once(
+                "settle", request, lambda: self._settle(message, request, issued)
+            )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
         if replayed:
@@ -126,10 +127,15 @@ class RetryService:
         count(Metric.RETRIES_ISSUED)
         if status.output_url and not self._videodb.is_on_api_origin(status.output_url):
             # Following it would send the key elsewhere, and so would every later attempt.
-            return {"permanent": "VideoDB's output_url is not on the configured API origin", "code": "foreign_origin"}
+            return {
+                "permanent": "VideoDB's output_url is not on the configured API origin",
+                "code": "foreign_origin",
+            }
         return {"status": status.to_dict()}
 
-    def _settle(self, message: InboundMessage, request: RetryRequest, issued: dict[str, Any]) -> dict[str, Any]:
+    def _settle(
+        self, message: InboundMessage, request: RetryRequest, issued: dict[str, Any]
+    ) -> dict[str, Any]:
         if "permanent" in issued:
             count(Metric.PERMANENT_ERRORS)
             self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
@@ -171,7 +177,9 @@ class RetryService:
         logger.info("duplicate: the workflow for this job already exists")
         return RecordResult.ALREADY_RUNNING
 
-    def _end(self, request: RetryRequest, status: JobStatus, ending: Ending, error: str | None) -> RecordResult:
+    def _end(
+        self, request: RetryRequest, status: JobStatus, ending: Ending, error: str | None
+    ) -> RecordResult:
         outcome = Outcome(
             ending=ending,
             download_id=request.download_id,

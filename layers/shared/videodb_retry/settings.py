@@ -53,7 +53,9 @@ class Settings:
     def idempotency_expiry_seconds(self) -> int:
         """How long an attempt's record is kept: long enough to outlive every attempt of a
         download, so a duplicate that arrives while any of them runs is recognised."""
-        one_attempt = self.poll_deadline_seconds + self.requeue_delay_seconds + self.redelivery_max_delay_seconds
+        one_attempt = (
+            self.poll_deadline_seconds + self.requeue_delay_seconds + self.redelivery_max_delay_seconds
+        )
         return self.max_retry_attempts * one_attempt + 3600
 
     @classmethod

@@ -1,0 +1,79 @@
+"""IAM in template.yaml is least privilege: no '*' action anywhere, and a '*' resource only
+where AWS requires it (each such place is listed here with the reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from videodb_retry_local.template import load_document
+
+DOCUMENT = load_document()
+
+# (resource, actions): places where AWS accepts no narrower resource, and why.
+STAR_RESOURCE_ALLOWED = {
+    (
+        "RetryWorkflow",
+        frozenset(
+            {
+                "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+            }
+        ),
+    ): "Step Functions log delivery: these CloudWatch Logs APIs do not support resource-level permissions",
+}
+
+
+def statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every inline policy statement of the template, with the resource that holds it."""
+    for logical_id, resource in DOCUMENT["Resources"].items():
+        properties = resource.get("Properties", {})
+        for policy in properties.get("Policies", []) if isinstance(properties.get("Policies"), list) else []:
+            if isinstance(policy, dict) and "Statement" in policy:
+                for statement in policy["Statement"]:
+                    yield logical_id, statement
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::SQS::QueuePolicy"):
+            document = properties.get("PolicyDocument") or {}
+            for statement in document.get("Statement", []):
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_there_are_statements_to_check():
+    assert len(list(statements())) >= 5
+
+
+def test_no_action_is_a_wildcard():
+    for logical_id, statement in statements():
+        for action in as_list(statement.get("Action", [])):
+            assert action != "*" and not str(action).endswith(":*"), f"{logical_id}: {action}"
+
+
+def test_a_star_resource_only_where_aws_requires_it():
+    stars = set()
+    for logical_id, statement in statements():
+        if "*" in as_list(statement.get("Resource", [])):
+            stars.add((logical_id, frozenset(as_list(statement["Action"]))))
+    assert stars == set(STAR_RESOURCE_ALLOWED)
+
+
+def test_only_the_failure_rule_may_send_to_the_queue():
+    (statement,) = DOCUMENT["Resources"]["RetryQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["DownloadFailedRule", "Arn"]}}}
+
+
+def test_functions_use_scoped_policy_templates():
+    scoped = {"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy", "StepFunctionsExecutionPolicy",
+              "EventBridgePutEventsPolicy", "LambdaInvokePolicy"}
+    for logical_id, resource in DOCUMENT["Resources"].items():
+        for policy in resource.get("Properties", {}).get("Policies", []) or []:
+            if isinstance(policy, str):
+                raise AssertionError(f"{logical_id} attaches a managed policy {policy}")
+            names = set(policy) - {"Statement"}
+            assert names <= scoped, f"{logical_id}: {names - scoped}"
