@@ -8,6 +8,10 @@ only if every download ended as designed.
 
 With ``--api-base URL --download-id ID ...`` and the key in ``VIDEODB_API_KEY`` it retries
 those downloads through that API instead (AWS stays emulated; nothing is scripted).
+
+With ``--serve [--port-aws 5000] [--port-api 8765]`` it keeps the emulated stack up instead,
+behind a moto server and the sandbox on 127.0.0.1, until SIGINT or SIGTERM, so the
+``videodb-retry`` commands can be tried against it (see :mod:`videodb_retry_local.serve`).
 """
 
 from __future__ import annotations
@@ -355,7 +359,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=MAX_SECONDS, help=f"seconds, at most {MAX_SECONDS}")
     parser.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
+    serve = parser.add_argument_group("serve mode (keep the stack up for the videodb-retry commands)")
+    serve.add_argument(
+        "--serve",
+        action="store_true",
+        help="run a moto server and the sandbox on 127.0.0.1 until Ctrl-C or SIGTERM",
+    )
+    serve.add_argument(
+        "--port-aws", type=_port, metavar="PORT", help="moto server port (default 5000; 0: any free port)"
+    )
+    serve.add_argument(
+        "--port-api", type=_port, metavar="PORT", help="sandbox API port (default 8765; 0: any free port)"
+    )
+    serve.add_argument(
+        "--max-seconds", type=float, metavar="N", help="stop by itself after N seconds (default: never)"
+    )
     args = parser.parse_args(argv)
+    if args.serve:
+        if args.api_base or args.download_id:
+            parser.error("--serve runs against the sandbox; --api-base/--download-id are for a single run")
+        if args.max_seconds is not None and args.max_seconds <= 0:
+            parser.error("--max-seconds must be positive")
+        return args
+    for option in ("port_aws", "port_api", "max_seconds"):
+        if getattr(args, option) is not None:
+            parser.error(f"--{option.replace('_', '-')} needs --serve")
     if not 0 < args.timeout <= MAX_SECONDS:
         parser.error(f"--timeout must be between 0 and {MAX_SECONDS}")
     if args.download_id and not args.api_base:
@@ -365,11 +393,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 0 and 65535")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; the exit status says whether every download ended as designed."""
+    """Run the demo (or serve mode); the demo's exit status says whether every download ended
+    as designed."""
     args = parse_args(argv)
     quiet_logs(args.verbose)
     overrides = dict(p.split("=", 1) for p in args.param if "=" in p)
+    if args.serve:
+        from videodb_retry_local import serve
+
+        return serve.serve(
+            overrides,
+            port_aws=serve.DEFAULT_PORT_AWS if args.port_aws is None else args.port_aws,
+            port_api=serve.DEFAULT_PORT_API if args.port_api is None else args.port_api,
+            max_seconds=args.max_seconds,
+        )
     log_level = {"LogLevel": "INFO" if args.verbose else "ERROR"}
     if args.api_base:
         key = os.environ.get(KEY_ENV, "").strip()

@@ -1,0 +1,431 @@
+"""`videodb-retry local --serve`: the emulated stack kept up for an operator to try things.
+
+``python -m videodb_retry_local.demo --serve [--port-aws 5000] [--port-api 8765]`` starts, all
+on 127.0.0.1:
+
+- the SAM stack of template.yaml created in moto (as the demo makes it, with short waits),
+  and a moto server (``ThreadedMotoServer``) on ``--port-aws`` that serves those very
+  resources: moto's in-process mock and its server share one set of backends, so what the
+  stack created in-process is what ``aws --endpoint-url`` and ``videodb-retry --endpoint-url``
+  see, and what they send is what the functions receive;
+- a CloudFormation stack ``videodb-retry-local`` in the emulator whose Outputs name those
+  resources, so ``videodb-retry --stack-name videodb-retry-local`` finds them. It is a record,
+  not the owner: its only resource is a no-op ``AWS::CloudFormation::WaitConditionHandle``,
+  and the resources its Outputs name were created directly by :class:`EmulatedStack`;
+- the sandbox VideoDB API on ``--port-api``, where download ids behave by prefix
+  (:data:`PREFIXES`) and any other id is unknown (404);
+- the retry queue's event source, emulated, in a background thread (the workflow runs in
+  moto's own threads and calls the poll function).
+
+It prints what to pass to the CLI (never the API key, which only the stack's secret holds),
+then ``ready``, and runs until SIGINT or SIGTERM (or ``--max-seconds``); then it stops the
+consumer, the running workflow executions, the moto server and the sandbox, and exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+from urllib.parse import unquote
+
+from moto.server import ThreadedMotoServer
+
+from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.stack import (
+    FAKE_CREDENTIALS,
+    REGION,
+    STACK_NAME,
+    EmulatedStack,
+    QueueConsumer,
+    local_aws,
+)
+from videodb_retry_local.template import TemplateError
+
+HOST = "127.0.0.1"
+DEFAULT_PORT_AWS = 5000
+DEFAULT_PORT_API = 8765
+READY = "ready"
+# The consumer sleeps this long when the queue was empty, and at most this long after an error.
+IDLE_SECONDS = 0.2
+ERROR_BACKOFF_SECONDS = 2.0
+# How long shutdown waits for the consumer to finish the batch it is on.
+CONSUMER_JOIN_SECONDS = 20.0
+SERVER_START_SECONDS = 10.0
+_DOWNLOAD_PATH = re.compile(r"^/download/([^/]+)$")
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """How the sandbox treats every download id that starts with ``prefix``."""
+
+    prefix: str
+    behaviour: str
+    expected: str
+    script: dict[str, Any] | None  # Script fields; None: the id stays unknown (404)
+
+
+PREFIXES = (
+    Prefix("dl-ok-", "processing ~2 s, then done", "succeeded on attempt 1", {"processing_seconds": 2.0}),
+    Prefix(
+        "dl-fail-",
+        "the first retry job fails, the next one is done",
+        "failed, re-queued, succeeded on attempt 2",
+        {"fail_times": 1, "processing_seconds": 1.0},
+    ),
+    Prefix(
+        "dl-doomed-",
+        "every retry job fails",
+        "failed on every attempt; attempts exhausted",
+        {"fail_times": 1_000_000, "processing_seconds": 1.0},
+    ),
+    Prefix(
+        "dl-stuck-",
+        "the job never finishes",
+        "timed out on every attempt",
+        {"never_finishes": True},
+    ),
+    Prefix(
+        "dl-blip-",
+        "the first retry call answers 503",
+        "record redelivered once, then succeeded",
+        {"retry_status": 503, "retry_status_times": 1, "processing_seconds": 1.0},
+    ),
+    Prefix("dl-gone-", "unknown to VideoDB (404)", "dead-lettered with error_code http_404", None),
+)
+
+
+class PrefixSandbox(SandboxServer):
+    """The sandbox, with download ids that script themselves by prefix on first sight.
+
+    The first request about ``/download/{id}`` (the retry POST, or a GET) with a known prefix
+    scripts the id through the public :meth:`SandboxServer.script`; later requests find it
+    scripted. Ids without a scripted prefix (``dl-gone-...``, anything else) stay unknown.
+    This hooks :meth:`SandboxServer._answer`, the router every request reaches (before the
+    key check: a request with a wrong key also scripts the id, and still gets its 401).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._first_sight = threading.Lock()
+
+    def behaviour_of(self, download_id: str) -> Prefix | None:
+        """The prefix rule for ``download_id``, if any."""
+        return next((p for p in PREFIXES if download_id.startswith(p.prefix)), None)
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> Any:
+        match = _DOWNLOAD_PATH.match(path)
+        if match and method in ("GET", "POST"):
+            download_id = unquote(match.group(1))
+            rule = self.behaviour_of(download_id)
+            if rule is not None and rule.script is not None:
+                with self._first_sight:  # two first requests at once script it once
+                    if self.download(download_id) is None:
+                        self.script(download_id, **rule.script)
+        return super()._answer(method, path, query, headers, body)
+
+
+class OneLineErrors(logging.Filter):
+    """The moto server's request errors in one line (e.g. an action moto does not implement)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, cut to the traceback's last line (werkzeug puts it in the text)."""
+        text = record.getMessage()
+        if text.startswith("Error on request"):
+            lines = [line for line in text.splitlines() if line.strip()]
+            record.msg, record.args = "aws emulator: %s", (lines[-1].strip(),)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+class ServeError(Exception):
+    """Serve mode cannot start (a port in use, a bad template): one line, exit 2."""
+
+
+class Stopper:
+    """SIGINT and SIGTERM set :attr:`event` (instead of raising) while installed."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Stopper]:
+        """Install the handlers and restore the previous ones after (outside the main thread,
+        where Python cannot install them, only :attr:`event` and ``--max-seconds`` stop it)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+
+
+class Consumer(threading.Thread):
+    """The retry queue's event source mapping, emulated, until :meth:`stop`.
+
+    Between polls it reports each batch and each new outcome event through ``out``, and its
+    own errors (it goes on after them) through ``err``.
+    """
+
+    def __init__(self, stack: EmulatedStack, out: Callable[[str], None], err: Callable[[str], None]) -> None:
+        super().__init__(name="videodb-retry-consumer", daemon=True)
+        self.stack = stack
+        self.consumer = QueueConsumer(stack, redelivery_seconds=1)
+        self.out = out
+        self.err = err
+        self.errors = 0
+        self._stop_event = threading.Event()
+        self._events_shown = 0
+
+    def stop(self) -> None:
+        """Ask the thread to end after the batch it is on."""
+        self._stop_event.set()
+
+    def run(self) -> None:
+        """Poll, invoke, report; sleep briefly when idle; back off after an error."""
+        while not self._stop_event.is_set():
+            try:
+                seen = len(self.consumer.deliveries)
+                records = self.consumer.poll_once()
+                self._report(seen)
+            except Exception as exc:  # keep serving: one line, then a pause
+                self.errors += 1
+                self.err(f"consumer: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                self._stop_event.wait(ERROR_BACKOFF_SECONDS)
+                continue
+            if not records:
+                self._stop_event.wait(IDLE_SECONDS)
+
+    def _report(self, seen: int) -> None:
+        batch = self.consumer.deliveries[seen:]
+        if batch:
+            failed = sum(d.failed for d in batch)
+            note = f", {failed} failed (back on the queue in 1 s)" if failed else ""
+            self.out(f"queue: {len(batch)} record(s) to {self.consumer.function}{note}")
+        events = self.stack.outcome_events()
+        for event in events[self._events_shown :]:
+            detail = event["detail"]
+            more = "will retry" if detail.get("will_retry") else "final"
+            error = f": {detail['error']}" if detail.get("error") else ""
+            self.out(
+                f"outcome: {detail.get('download_id')} attempt {detail.get('attempt')} "
+                f"{detail.get('status')} ({more}){error}"
+            )
+        self._events_shown = len(events)
+
+
+def check_port_free(port: int, what: str) -> None:
+    """Fail early and in one line when ``port`` on 127.0.0.1 is taken (0: any port)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As both servers bind: a port a just-stopped server left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise ServeError(
+                f"{what} port {HOST}:{port} is not free ({exc.strerror}); pick another"
+            ) from None
+
+
+def start_moto_server(port: int) -> ThreadedMotoServer:
+    """A moto server on 127.0.0.1:port, started within SERVER_START_SECONDS."""
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    # start() waits for the bind without a limit and the bind happens in its thread; if it
+    # fails there, start() would wait forever. So wait for it here, bounded.
+    starter = threading.Thread(target=server.start, name="moto-server-start", daemon=True)
+    starter.start()
+    starter.join(SERVER_START_SECONDS)
+    if starter.is_alive():
+        raise ServeError(
+            f"the moto server did not start on {HOST}:{port} within {SERVER_START_SECONDS:.0f} s"
+        )
+    return server
+
+
+def create_record_stack(stack: EmulatedStack) -> None:
+    """A CloudFormation stack in the emulator whose Outputs are the emulated stack's outputs."""
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (
+            "Record of the videodb-retry stack emulated by `videodb-retry local --serve`: the "
+            "Outputs name resources created directly in the emulator, not by this stack."
+        ),
+        # CloudFormation wants at least one resource; this one does nothing.
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            key: {"Description": "created by videodb_retry_local.stack.EmulatedStack", "Value": str(value)}
+            for key, value in sorted(stack.outputs.items())
+        },
+    }
+    with _moto_warnings_silenced():  # moto warns it does not model WaitConditionHandle
+        stack.client("cloudformation").create_stack(
+            StackName=stack.ids.stack_name,
+            TemplateBody=json.dumps(template),
+        )
+
+
+@contextlib.contextmanager
+def _moto_warnings_silenced() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def banner(stack: EmulatedStack, endpoint: str, sandbox_url: str, parameters: dict[str, str]) -> list[str]:
+    """What an operator needs: where things are and commands to paste (no API key)."""
+    cli = f"videodb-retry --endpoint-url {endpoint} --stack-name {stack.ids.stack_name}"
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()) if k != "VideoDBApiBaseUrl")
+    width = max(len(p.prefix) for p in PREFIXES) + 1
+    lines = [
+        "videodb-retry local stack is up on 127.0.0.1 (Ctrl-C or SIGTERM stops it)",
+        f"  AWS emulator (moto)    {endpoint}",
+        f"  VideoDB sandbox API    {sandbox_url}  (its key is in the stack's secret; not shown)",
+        f"  stack                  {stack.ids.stack_name}  (CloudFormation record in the emulator; "
+        "its Outputs name the resources below)",
+        f"  retry queue            {stack.retry_queue_url}",
+        f"  dead-letter queue      {stack.dead_letter_queue_url}",
+        f"  state machine          {stack.state_machine_arn}",
+        f"  region                 {stack.ids.region}",
+        f"  parameters             {shown}",
+        "",
+        "in another shell (the credentials are moto's fakes):",
+        "  export "
+        + " ".join(
+            f"{k}={FAKE_CREDENTIALS[k]}"
+            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        ),
+        f"  {cli} enqueue dl-ok-1 dl-fail-1 dl-gone-1",
+        f"  {cli} status",
+        f"  {cli} redrive --dry-run",
+        "  without the stack, name the resources instead:",
+        f"  videodb-retry --endpoint-url {endpoint} enqueue --queue-url {stack.retry_queue_url} dl-ok-2",
+        f"  videodb-retry --endpoint-url {endpoint} status --state-machine-arn {stack.state_machine_arn}",
+        f"  videodb-retry --endpoint-url {endpoint} redrive --dry-run --queue-url {stack.retry_queue_url} "
+        f"--dlq-url {stack.dead_letter_queue_url}",
+        f"  aws --endpoint-url {endpoint} sqs send-message --queue-url {stack.retry_queue_url} "
+        "--message-body dl-ok-3",
+        "",
+        "download ids behave by prefix (any other id is unknown to the sandbox: 404):",
+        *(f"  {(p.prefix + '*').ljust(width)}  {p.behaviour}; expect: {p.expected}" for p in PREFIXES),
+    ]
+    return lines
+
+
+def serve(
+    overrides: dict[str, str],
+    port_aws: int = DEFAULT_PORT_AWS,
+    port_api: int = DEFAULT_PORT_API,
+    max_seconds: float | None = None,
+) -> int:
+    """Run serve mode until SIGINT/SIGTERM (or ``max_seconds``); 0 after a clean stop."""
+    # Imported here: demo imports this module lazily, and these come from it.
+    from videodb_retry_local.demo import SANDBOX_PARAMETERS
+
+    stopper = Stopper()
+    lock = threading.Lock()
+
+    def out(line: str) -> None:
+        with lock:
+            print(line, flush=True)
+
+    def err(line: str) -> None:
+        with lock:
+            print(line, file=sys.stderr, flush=True)
+
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.ERROR)  # no request log from the moto server...
+    if not any(isinstance(f, OneLineErrors) for f in werkzeug.filters):
+        werkzeug.addFilter(OneLineErrors())  # ...and its errors without a traceback
+    try:
+        with stopper.installed():
+            check_port_free(port_aws, "AWS emulator")
+            check_port_free(port_api, "sandbox API")
+            return _serve(overrides, port_aws, port_api, max_seconds, stopper, (out, err), SANDBOX_PARAMETERS)
+    except ServeError as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _serve(
+    overrides: dict[str, str],
+    port_aws: int,
+    port_api: int,
+    max_seconds: float | None,
+    stopper: Stopper,
+    printers: tuple[Callable[[str], None], Callable[[str], None]],
+    defaults: dict[str, str],
+) -> int:
+    out, err = printers
+    key = "sk-local-" + secrets.token_urlsafe(24)  # lives in the sandbox and the secret only
+    try:
+        sandbox = PrefixSandbox(api_key=key, host=HOST, port=port_api).start()
+    except OSError as exc:
+        raise ServeError(f"sandbox API cannot listen on {HOST}:{port_api}: {exc.strerror}") from None
+    server: ThreadedMotoServer | None = None
+    consumer: Consumer | None = None
+    try:
+        with local_aws():
+            parameters = {**defaults, "LogLevel": "ERROR", **overrides, "VideoDBApiBaseUrl": sandbox.base_url}
+            try:
+                stack = EmulatedStack(key, parameters, stack_name=STACK_NAME, region=REGION).create()
+            except TemplateError as exc:
+                raise ServeError(f"cannot build the stack: {exc}") from None
+            try:
+                server = start_moto_server(port_aws)
+                endpoint = _endpoint_of(server)
+                create_record_stack(stack)
+                consumer = Consumer(stack, out, err)
+                consumer.start()
+                if not stopper.event.is_set():  # interrupted while starting: no banner
+                    for line in banner(stack, endpoint, sandbox.base_url, parameters):
+                        out(line)
+                    out(READY)
+                started = time.monotonic()
+                while not stopper.event.wait(0.5):
+                    if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                        out(f"--max-seconds {max_seconds:g} reached")
+                        break
+                out(f"stopping ({stopper.signal_name or 'time is up'})")
+            finally:
+                if consumer is not None:
+                    consumer.stop()
+                    consumer.join(CONSUMER_JOIN_SECONDS)
+                if server is not None:
+                    server.stop()  # no more requests from outside
+                stack.close()  # stops running workflow executions
+    finally:
+        sandbox.stop()
+    out("stopped")
+    return 0
+
+
+def _endpoint_of(server: ThreadedMotoServer) -> str:
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}"
