@@ -74,7 +74,8 @@ class Aws:
                 raise NoRegionError()
             retries: dict[str, Any] = {"mode": "standard"}
             if max_attempts:
-                retries["max_attempts"] = max_attempts
+                # total_max_attempts counts the first call; botocore's max_attempts counts retries.
+                retries["total_max_attempts"] = max_attempts
             config = Config(
                 retries=retries,
                 connect_timeout=_CONNECT_TIMEOUT,

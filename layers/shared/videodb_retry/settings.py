@@ -51,12 +51,11 @@ class Settings:
 
     @property
     def idempotency_expiry_seconds(self) -> int:
-        """How long an attempt's record is kept: long enough to outlive every attempt of a
-        download, so a duplicate that arrives while any of them runs is recognised."""
-        one_attempt = (
-            self.poll_deadline_seconds + self.requeue_delay_seconds + self.redelivery_max_delay_seconds
-        )
-        return self.max_retry_attempts * one_attempt + 3600
+        """How long a step of an attempt is remembered: longer than the attempt's workflow can
+        run (so a request for a download in flight is a duplicate) and than its message can
+        keep being redelivered (so a redelivery after a partial failure never POSTs again)."""
+        redelivery_span = self.max_receive_count * self.redelivery_max_delay_seconds
+        return max(self.poll_deadline_seconds, redelivery_span) + self.requeue_delay_seconds + 3600
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
