@@ -1,0 +1,234 @@
+"""Figure 6: what deploys — ``sam build`` of template.yaml into a temporary directory, the
+unzipped size of each function artifact and of the shared layer, and a check that no test or
+development package (pytest, moto, hypothesis, boto3-stubs, mypy, ruff, setuptools, pip, wheel
+caches, or anything else only requirements-dev.txt asks for) is in them.
+
+Baseline: the project's development virtual environment (its site-packages), measured now —
+what shipping "the environment the code runs in here" would weigh. Lambda's limit for a
+function with its layers is 250 MB unzipped.
+
+``sam build`` installs the layer's requirements from the package registry (pip), as it always
+does; it runs with a temporary working and cache directory, so nothing is left in the repository.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, Figure, Row, command, ratio
+
+KEY = "package"
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Never in a deployment package: test, type-checking, lint and packaging tools.
+ALWAYS_FORBIDDEN = {
+    "pytest",
+    "_pytest",
+    "pluggy",
+    "moto",
+    "hypothesis",
+    "boto3_stubs",
+    "mypy",
+    "mypy_extensions",
+    "ruff",
+    "setuptools",
+    "pkg_resources",
+    "_distutils_hack",
+    "pip",
+    "wheel",
+    "responses",
+    "openapi_core",
+    "yaml",
+    "pyyaml",
+    "cfn_lint",
+}
+# Shipped by the Lambda Python runtime already: in a layer they are dead weight, not an error.
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def dev_only_requirements() -> set[str]:
+    """Names requirements-dev.txt asks for that the layer's requirements do not."""
+
+    def names(path: Path) -> set[str]:
+        found = set()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                found.add(_norm(re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0]))
+        return found
+
+    runtime = names(ROOT / "layers" / "shared" / "requirements.txt")
+    return names(ROOT / "requirements-dev.txt") - runtime - RUNTIME_PROVIDED
+
+
+def _size(path: Path) -> tuple[int, int]:
+    total = files = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = Path(root) / name
+            if not full.is_symlink():
+                total += full.stat().st_size
+                files += 1
+    return total, files
+
+
+def _top_level(artifact: Path) -> list[Path]:
+    # A layer's Python packages sit under python/; a function's code at its root.
+    base = artifact / "python" if (artifact / "python").is_dir() else artifact
+    return sorted(base.iterdir())
+
+
+def _distribution_name(entry: Path) -> str:
+    name = entry.name
+    for suffix in (".dist-info", ".egg-info", ".data"):
+        if name.endswith(suffix):
+            return _norm(name[: -len(suffix)].rsplit("-", 1)[0])
+    return _norm(name.removesuffix(".py"))
+
+
+def analyze(build_dir: Path) -> dict[str, Any]:
+    """Sizes of every artifact in a ``sam build`` output and the packages that must not be there."""
+    forbidden_names = {_norm(n) for n in ALWAYS_FORBIDDEN} | dev_only_requirements()
+    artifacts: dict[str, Any] = {}
+    for artifact in sorted(p for p in build_dir.iterdir() if p.is_dir()):
+        size, files = _size(artifact)
+        packages: dict[str, int] = defaultdict(int)
+        forbidden, duplicates = set(), set()
+        for entry in _top_level(artifact):
+            dist = _distribution_name(entry)
+            packages[dist] += _size(entry)[0] if entry.is_dir() else entry.stat().st_size
+            if dist in forbidden_names or dist.startswith("mypy_boto3"):
+                forbidden.add(dist)
+            if dist in RUNTIME_PROVIDED:
+                duplicates.add(dist)
+        wheels = [str(p.relative_to(artifact)) for p in artifact.rglob("*.whl")]
+        artifacts[artifact.name] = {
+            "kind": "layer" if (artifact / "python").is_dir() else "function",
+            "bytes": size,
+            "files": files,
+            "largest": sorted(packages.items(), key=lambda item: -item[1])[:5],
+            "forbidden": sorted(forbidden),
+            "wheel_files": wheels,
+            "runtime_provided": sorted(duplicates),
+            "runtime_provided_bytes": sum(packages[d] for d in duplicates),
+        }
+    return artifacts
+
+
+def sam_build(into: Path) -> Path:
+    """``sam build`` template.yaml into ``into/build`` (working and cache dirs in ``into``)."""
+    sam = ROOT / ".venv-sam" / "bin" / "sam"
+    if not sam.exists():
+        found = shutil.which("sam")
+        if not found:
+            raise FileNotFoundError("no SAM CLI: `make bench` installs it in .venv-sam")
+        sam = Path(found)
+    python_dirs = [
+        str(Path(p).parent) for p in sorted(glob.glob("/root/.pyenv/versions/3.13.*/bin/python3.13"))
+    ]
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([*python_dirs[-1:], os.environ.get("PATH", "")]),
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    done = subprocess.run(  # noqa: S603 - the project's SAM CLI
+        [
+            str(sam),
+            "build",
+            "--template-file",
+            str(ROOT / "template.yaml"),
+            "--build-dir",
+            str(into / "build"),
+            "--cache-dir",
+            str(into / "cache"),
+        ],
+        cwd=into,  # sam keeps .aws-sam/deps under the working directory
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"sam build failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return into / "build"
+
+
+def dev_environment_bytes() -> int:
+    """Size of this interpreter's site-packages (the development venv)."""
+    return _size(Path(sysconfig.get_paths()["purelib"]))[0]
+
+
+def mb(size: float) -> str:
+    """Bytes as MB (or KB when small) for the table."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def measure(build_dir: Path | None = None) -> Figure:
+    """Build (unless ``build_dir`` is given), then sizes and forbidden packages."""
+    figure = Figure(KEY, "Package size")
+    with tempfile.TemporaryDirectory(prefix="videodb-retry-bench-") as scratch:
+        built = build_dir or sam_build(Path(scratch))
+        artifacts = analyze(built)
+    baseline = dev_environment_bytes()
+    layers = {name: a for name, a in artifacts.items() if a["kind"] == "layer"}
+    layer_bytes = sum(a["bytes"] for a in layers.values())
+    forbidden = {
+        name: a["forbidden"] + a["wheel_files"]
+        for name, a in artifacts.items()
+        if a["forbidden"] or a["wheel_files"]
+    }
+    figure.data = {"artifacts": artifacts, "dev_environment_bytes": baseline, "forbidden": forbidden}
+    for name, artifact in artifacts.items():
+        deployed = artifact["bytes"] + (0 if name in layers else layer_bytes)
+        found = artifact["forbidden"] + artifact["wheel_files"]
+        if name not in layers:  # a function deploys with the layers
+            found += [item for layer in layers.values() for item in layer["forbidden"] + layer["wheel_files"]]
+        figure.rows.append(
+            Row(
+                figure=f"6. Package: {name} ({artifact['kind']}), unzipped",
+                measured=f"{mb(artifact['bytes'])} ({artifact['files']} files)"
+                + ("" if name in layers else f"; {mb(deployed)} with the layer"),
+                baseline=f"{mb(baseline)} (dev venv site-packages)",
+                ratio=ratio(deployed / baseline),
+                target="no test/dev packages; ≤ 250 MB with layers",
+                met=not found and deployed <= LAMBDA_UNZIPPED_LIMIT,
+                command=command(KEY),
+            )
+        )
+    figure.notes.append(
+        "Checked for: "
+        + ", ".join(sorted({_norm(n) for n in ALWAYS_FORBIDDEN} | dev_only_requirements()))
+        + ", mypy_boto3_*, *.whl. "
+        + (
+            "Found: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in forbidden.items())
+            if forbidden
+            else "None found."
+        )
+    )
+    for name, layer in layers.items():
+        largest = ", ".join(f"{dist} {mb(size)}" for dist, size in layer["largest"])
+        note = f"{name}: largest entries {largest}."
+        if layer["runtime_provided"]:
+            note += (
+                f" Of it, {', '.join(layer['runtime_provided'])} take "
+                f"{mb(layer['runtime_provided_bytes'])}: the "
+                "Lambda Python runtime has its own copy, the layer ships one anyway (aws-xray-sdk depends on "
+                "botocore; layers/shared/requirements.txt pins boto3 to match it)."
+            )
+        figure.notes.append(note)
+    return figure

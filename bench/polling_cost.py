@@ -1,0 +1,373 @@
+"""Figure 5: what following a job costs — Step Functions state transitions per job and how late
+the workflow notices the job's end — for jobs that finish after 10 s, 1 min, 10 min and 1 h.
+
+Real executions in moto of statemachine/retry_workflow.asl.json (started by the retry
+function's real handler) with the template's default timing parameters, against the baseline
+bench/baseline_job_poller.asl.json (AWS's Job Status Poller shape: a fixed 30 s Wait), whose
+poll step is the same poll function. Transitions are the history events of type
+``*StateEntered`` (what AWS bills). Executions run one at a time.
+
+Compressed time: moto's Wait state really sleeps. Here its wait (``WaitFunction._wait_interval``)
+is replaced by ``VirtualClock.advance(seconds)``, and so is the sleep between a Task's retries;
+the same clock is the sandbox's ``clock=`` (when jobs end) and the poll function's
+``time.time()`` (its module's ``time`` is swapped for one whose ``time()`` reads the clock).
+The clock is real time plus every wait skipped, reset before each job, so the retry function's
+own ``time.time()`` (``started_at``, ``deadline_at``) agrees with it. A 1 h job takes seconds.
+
+Detection delay: from the job's end (its POST time on the sandbox clock + its duration) to the
+first poll the sandbox received after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+import types
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import requests
+
+from bench.common import (
+    API_KEY,
+    ROOT,
+    Figure,
+    Row,
+    VirtualClock,
+    bench_stack,
+    command,
+    quiet,
+    ratio,
+    sqs_event,
+)
+
+KEY = "polling"
+BASELINE_DEFINITION = ROOT / "bench" / "baseline_job_poller.asl.json"
+JOBS = {"10 s": 10, "1 min": 60, "10 min": 600, "1 h": 3600}
+TRANSITIONS_TARGET = 0.5
+# Cost model (us-east-1 list prices).
+DOWNLOADS_PER_MONTH = 100_000
+MIX = {10: 0.50, 60: 0.30, 600: 0.15, 3600: 0.05}  # share of retried jobs by how long they run
+SFN_PER_TRANSITION = 0.025 / 1000
+LAMBDA_PER_REQUEST = 0.20 / 1_000_000
+LAMBDA_PER_GB_SECOND = 0.0000166667
+SECRETS_PER_CALL = 0.05 / 10_000
+ASSUMED_API_LATENCY_S = 0.1  # added to each measured invocation: one VideoDB call each
+WARM_CONTAINERS = 2  # assumed: one retry and one poll container warm all month
+SECONDS_PER_MONTH = 30 * 24 * 3600
+REAL_TIMEOUT_S = 120.0  # no execution may run longer than this in real time
+
+
+@contextlib.contextmanager
+def compressed_time(clock: VirtualClock, poll_module: Any) -> Iterator[None]:
+    """Waits (and retry back-offs) of moto's Step Functions advance ``clock`` instead of sleeping;
+    the poll function reads ``clock`` as ``time.time()``."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    def skip_wait(self: Any, env: Any, wait_seconds: int) -> None:
+        clock.advance(wait_seconds)
+
+    retrier_time = types.SimpleNamespace(sleep=clock.advance, time=time.time, monotonic=time.monotonic)
+    with (
+        mock.patch.object(WaitFunction, "_wait_interval", skip_wait),
+        mock.patch.object(retrier_decl, "time", retrier_time),
+        mock.patch.object(poll_module, "time", types.SimpleNamespace(time=clock)),
+    ):
+        yield
+
+
+def _wait_for_end(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    deadline = time.monotonic() + REAL_TIMEOUT_S
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.02)
+    sfn.stop_execution(executionArn=execution_arn, error="BenchTimeout")
+    raise TimeoutError(f"execution {execution_arn} still running after {REAL_TIMEOUT_S} s (real)")
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events, token = [], None
+    while True:
+        page = sfn.get_execution_history(
+            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        )
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+def _follow(
+    stack: Any, sandbox: Any, execution_arn: str, download_id: str, duration: float, invoked_from: int
+) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    described = _wait_for_end(sfn, execution_arn)
+    history = _history(sfn, execution_arn)
+    state = json.loads(described["input"])
+    job_path = urlsplit(state["output_url"]).path
+    posts = [r.time for r in sandbox.retry_calls(download_id)]
+    polls = [r.time for r in sandbox.requests if r.method == "GET" and r.path == job_path]
+    ended_at = posts[-1] + duration
+    noticed = [t for t in polls if t >= ended_at]
+    output = json.loads(described.get("output") or "{}")
+    poll_invocations = [i for i in stack.invocations[invoked_from:] if i.function == "PollFunction"]
+    return {
+        "status": described["status"],
+        "outcome": output.get("status"),
+        "transitions": sum(1 for e in history if e["type"].endswith("StateEntered")),
+        "events": len(history),
+        "polls": len(polls),
+        "detection_s": (noticed[0] - ended_at) if noticed else None,
+        "poll_invocation_s": [i.seconds for i in poll_invocations],
+        "input": state,
+    }
+
+
+def _ours(stack: Any, sandbox: Any, clock: VirtualClock, label: str, duration: float) -> dict[str, Any]:
+    clock.reset()
+    download_id = f"job-{label.replace(' ', '')}-{uuid.uuid4().hex[:8]}"
+    sandbox.script(download_id, processing_seconds=duration)
+    invoked_from = len(stack.invocations)
+    result = stack.invoke("RetryFunction", sqs_event([download_id]))
+    if result.get("batchItemFailures"):
+        raise RuntimeError(f"retry of {download_id} failed: {result}")
+    sfn = stack.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    (execution,) = [e for e in executions if e["name"].startswith(f"{download_id}--")]
+    retry_seconds = next(i.seconds for i in stack.invocations[invoked_from:] if i.function == "RetryFunction")
+    followed = _follow(stack, sandbox, execution["executionArn"], download_id, duration, invoked_from)
+    return {**followed, "retry_invocation_s": retry_seconds}
+
+
+def _baseline(
+    stack: Any, sandbox: Any, clock: VirtualClock, arn: str, label: str, duration: float, like: dict[str, Any]
+) -> dict[str, Any]:
+    clock.reset()
+    download_id = f"base-{label.replace(' ', '')}-{uuid.uuid4().hex[:8]}"
+    sandbox.script(download_id, processing_seconds=duration)
+    answer = requests.post(
+        f"{sandbox.base_url}/download/{download_id}", headers={"x-access-token": API_KEY}, timeout=10
+    )
+    answer.raise_for_status()
+    job = answer.json()["data"]
+    now = clock()
+    state = {
+        **like,  # the state the retry function starts its workflow with, for a new job
+        "download_id": download_id,
+        "job_id": job["id"],
+        "output_url": job["output_url"],
+        "started_at": now,
+        "deadline_at": now + (like["deadline_at"] - like["started_at"]),
+    }
+    invoked_from = len(stack.invocations)
+    sfn = stack.client("stepfunctions")
+    execution_arn = sfn.start_execution(stateMachineArn=arn, name=download_id, input=json.dumps(state))[
+        "executionArn"
+    ]
+    return _follow(stack, sandbox, execution_arn, download_id, duration, invoked_from)
+
+
+def _create_baseline(stack: Any) -> str:
+    poll = stack.functions["PollFunction"]
+    definition = BASELINE_DEFINITION.read_text(encoding="utf-8").replace("${PollFunctionArn}", poll.arn)
+    role = stack.client("iam").create_role(
+        RoleName="bench-baseline-job-poller",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "states.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    return stack.client("stepfunctions").create_state_machine(
+        name="bench-baseline-job-poller", definition=definition, roleArn=role, type="STANDARD"
+    )["stateMachineArn"]
+
+
+def _job_cell(run: dict[str, Any]) -> str:
+    return f"{run['transitions']} transitions ({run['polls']} polls); noticed +{run['detection_s']:.1f} s"
+
+
+def _cost_sum(cost: dict[str, float]) -> str:
+    lambda_total = cost["lambda_requests"] + cost["lambda_duration"]
+    return (
+        f"SFN ${cost['step_functions']:.2f} + Lambda ${lambda_total:.2f} "
+        f"+ Secrets ${cost['secrets_manager']:.2f} = ${cost['total']:.2f}"
+    )
+
+
+def allowed_delay(duration: float) -> float:
+    """The detection target: max(10 s, 25 % of the job's duration)."""
+    return max(10.0, 0.25 * duration)
+
+
+def monthly_cost(
+    transitions: dict[float, int],
+    polls: dict[float, int],
+    retry_s: float,
+    poll_s: float,
+    memory_gb: float,
+    ttl: int,
+) -> dict[str, float]:
+    """Monthly cost of retrying DOWNLOADS_PER_MONTH downloads with the MIX of job durations."""
+    mean_transitions = sum(MIX[d] * transitions[d] for d in MIX)
+    mean_polls = sum(MIX[d] * polls[d] for d in MIX)
+    step_functions = DOWNLOADS_PER_MONTH * mean_transitions * SFN_PER_TRANSITION
+    invocations = DOWNLOADS_PER_MONTH * (1 + mean_polls)  # one retry invocation per download (batch of 1)
+    lambda_requests = invocations * LAMBDA_PER_REQUEST
+    gb_seconds = DOWNLOADS_PER_MONTH * (retry_s + mean_polls * poll_s) * memory_gb
+    lambda_duration = gb_seconds * LAMBDA_PER_GB_SECOND
+    secret_calls = WARM_CONTAINERS * SECONDS_PER_MONTH / max(ttl, 1)
+    secrets = secret_calls * SECRETS_PER_CALL
+    return {
+        "mean_transitions": mean_transitions,
+        "mean_polls": mean_polls,
+        "step_functions": step_functions,
+        "lambda_requests": lambda_requests,
+        "lambda_duration": lambda_duration,
+        "secrets_manager": secrets,
+        "secret_calls": secret_calls,
+        "total": step_functions + lambda_requests + lambda_duration + secrets,
+    }
+
+
+def measure(jobs: dict[str, float] | None = None, seed: int = 5) -> Figure:
+    """Transitions and detection delay per job, ours vs the fixed-30 s poller; monthly cost."""
+    jobs = dict(jobs or JOBS)
+    figure = Figure(KEY, "Polling cost")
+    clock = VirtualClock()
+    random.seed(seed)  # the poll waits' ±10 % jitter, reproducible
+    ours: dict[str, dict[str, Any]] = {}
+    theirs: dict[str, dict[str, Any]] = {}
+    with bench_stack(latency_seconds=0.0, clock=clock) as (sandbox, stack), quiet():
+        parameters = stack.template.parameters
+        poll = stack.functions["PollFunction"]
+        baseline_arn = _create_baseline(stack)
+        with compressed_time(clock, poll.module):
+            for label, duration in jobs.items():
+                ours[label] = _ours(stack, sandbox, clock, label, duration)
+                theirs[label] = _baseline(
+                    stack, sandbox, clock, baseline_arn, label, duration, ours[label]["input"]
+                )
+        memory_gb = poll.memory_mb / 1024
+        ttl = int(parameters["SecretCacheTtlSeconds"])
+
+    for label, duration in jobs.items():
+        for run in (ours[label], theirs[label]):
+            if run["status"] != "SUCCEEDED" or run["outcome"] != "done" or run["detection_s"] is None:
+                raise RuntimeError(f"job {label} did not end done: {run['status']} {run['outcome']}")
+        mine, base = ours[label], theirs[label]
+        limit = allowed_delay(duration)
+        figure.rows.append(
+            Row(
+                figure=f"5. Polling a job done after {label}: transitions; detection delay",
+                measured=_job_cell(mine),
+                baseline=_job_cell(base),
+                ratio=ratio(mine["transitions"] / base["transitions"]),
+                target=f"delay ≤ {limit:.0f} s",
+                met=mine["detection_s"] <= limit,
+                command=command(KEY),
+            )
+        )
+    total_mine = sum(run["transitions"] for run in ours.values())
+    total_base = sum(run["transitions"] for run in theirs.values())
+    figure.rows.append(
+        Row(
+            figure=f"5. Polling, the {len(jobs)} jobs together: state transitions",
+            measured=f"{total_mine} transitions",
+            baseline=f"{total_base} transitions (fixed 30 s wait)",
+            ratio=ratio(total_mine / total_base),
+            target=f"≤ {TRANSITIONS_TARGET}x",
+            met=total_mine / total_base <= TRANSITIONS_TARGET,
+            command=command(KEY),
+        )
+    )
+
+    # Cost, when the four durations are the whole mix.
+    all_polls = [s for run in ours.values() for s in run["poll_invocation_s"]]
+    poll_s = (sum(all_polls) / len(all_polls) if all_polls else 0.0) + ASSUMED_API_LATENCY_S
+    retry_s = sum(run["retry_invocation_s"] for run in ours.values()) / len(ours) + ASSUMED_API_LATENCY_S
+    costs: dict[str, dict[str, float]] = {}
+    if set(MIX) <= set(jobs.values()):
+        by_duration = {duration: label for label, duration in jobs.items()}
+        for name, runs in (("ours", ours), ("baseline", theirs)):
+            costs[name] = monthly_cost(
+                {d: runs[by_duration[d]]["transitions"] for d in MIX},
+                {d: runs[by_duration[d]]["polls"] for d in MIX},
+                retry_s,
+                poll_s,
+                memory_gb,
+                ttl,
+            )
+        figure.rows.append(
+            Row(
+                figure=f"5. Monthly cost, {DOWNLOADS_PER_MONTH:,} retried downloads (SFN + Lambda + Secrets)",
+                measured=f"${costs['ours']['total']:.2f} (SFN ${costs['ours']['step_functions']:.2f})",
+                baseline=f"${costs['baseline']['total']:.2f} "
+                f"(SFN ${costs['baseline']['step_functions']:.2f})",
+                ratio=ratio(costs["ours"]["total"] / costs["baseline"]["total"]),
+                target="—",
+                met=None,
+                command=command(KEY),
+            )
+        )
+    figure.data = {
+        "ours": {k: {x: y for x, y in v.items() if x != "input"} for k, v in ours.items()},
+        "baseline": {k: {x: y for x, y in v.items() if x != "input"} for k, v in theirs.items()},
+        "transitions_ratio": total_mine / total_base,
+        "costs": costs,
+        "poll_invocation_s": poll_s,
+        "retry_invocation_s": retry_s,
+        "parameters": {
+            name: parameters[name]
+            for name in (
+                "PollFirstWaitSeconds",
+                "PollBackoffFactor",
+                "PollMaxWaitSeconds",
+                "PollDeadlineSeconds",
+            )
+        },
+    }
+    p = figure.data["parameters"]
+    figure.notes += [
+        f"Template defaults: first wait {p['PollFirstWaitSeconds']} s, factor {p['PollBackoffFactor']}, "
+        f"cap {p['PollMaxWaitSeconds']} s, deadline {p['PollDeadlineSeconds']} s; waits jittered ±10 % "
+        f"(random seed {seed}). Baseline: bench/baseline_job_poller.asl.json, a fixed 30 s Wait.",
+        "Time compressed as the module docstring says: moto's Wait (`WaitFunction._wait_interval`) and "
+        "Retry sleeps advance a virtual clock that the sandbox (`clock=`) and the poll function "
+        "(its module's `time`) read; nothing sleeps, a 1 h job runs in seconds.",
+        "Transitions = history events of type *StateEntered per execution (Wait, Task, Choice, "
+        "Succeed/Fail ...). Ours adds 3 per job at the end (announce the outcome, route, end state) "
+        "that the baseline does not do.",
+    ]
+    if costs:
+        o, b = costs["ours"], costs["baseline"]
+        figure.notes.append(
+            f"Cost model: {DOWNLOADS_PER_MONTH:,} downloads/month, each retried once, job durations "
+            + ", ".join(f"{share:.0%} {label}" for label, share in zip(jobs, MIX.values(), strict=False))
+            + f"; mean {o['mean_transitions']:.1f} transitions and {o['mean_polls']:.1f} polls per download "
+            f"(baseline {b['mean_transitions']:.1f} and {b['mean_polls']:.1f}). Step Functions Standard "
+            "$0.025/1,000 transitions; Lambda $0.20/M requests (one retry invocation per download, i.e. "
+            f"batches of one at this traffic, plus one per poll) and $0.0000166667/GB-s at "
+            f"{memory_gb * 1024:.0f} MB with durations measured here plus an assumed "
+            f"{ASSUMED_API_LATENCY_S * 1000:.0f} ms VideoDB latency per call (retry {retry_s * 1000:.0f} ms, "
+            f"poll {poll_s * 1000:.0f} ms); Secrets Manager $0.05/10,000 calls at one call per "
+            f"{ttl} s TTL per warm container, {WARM_CONTAINERS} containers warm all month "
+            f"({o['secret_calls']:,.0f} calls, figure 4). No free tier. "
+            f"Ours: {_cost_sum(o)}; baseline: {_cost_sum(b)}."
+        )
+    return figure
