@@ -43,7 +43,7 @@ bodies = st.one_of(
 
 
 @given(bodies)
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_parse_body_either_yields_a_valid_id_or_poison_with_a_reason(body):
     try:
         request = parse_body(body)
@@ -82,7 +82,7 @@ class NullOutcomes:
 
 
 @given(bodies)
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_reason(body):
     api, dead_letters = RecordingApi(), RecordingDeadLetters()
     service = RetryService(
@@ -104,7 +104,7 @@ def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_rea
 
 
 @given(st.integers(min_value=0, max_value=SQS_MAX_BYTES), st.sampled_from(["a", "é", "😀", "\udcff"]))
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_any_body_up_to_the_sqs_limit_fits_back_into_the_dead_letter_queue(size, char):
     body = char * (size // max(1, len(char.encode("utf-8", "replace"))))
     kept = _keepable(body)
