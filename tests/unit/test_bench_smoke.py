@@ -35,8 +35,9 @@ def test_record_overhead_runs() -> None:
     figure = record_overhead.measure(rounds=1, records_per_round=10, profile=False)
     _rows_are_complete(figure)
     assert figure.data["handler_records_per_s"] > 0 and figure.data["bare_posts_per_s"] > 0
-    # Idempotency (put + update, for issue and settle) and the workflow start.
-    assert figure.data["aws_calls_per_record"] == pytest.approx(5.0)
+    # Idempotency of the issue step (put + update) and the workflow start, which needs no
+    # ledger entry of its own (its deterministic name makes it idempotent).
+    assert figure.data["aws_calls_per_record"] == pytest.approx(3.0)
 
 
 def test_cold_start_runs() -> None:

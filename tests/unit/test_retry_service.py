@@ -8,6 +8,7 @@ from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
 from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.status import JobState
+from videodb_retry.workflow import execution_name
 
 from .conftest import Answer, FakeKey, InMemoryLedger
 
@@ -23,12 +24,18 @@ class FakeDeadLetters:
 
 
 class FakeWorkflows:
+    """Like Step Functions: a second start with the same execution name is refused."""
+
     def __init__(self, exists=False):
-        self.started, self.exists = [], exists
+        self.started, self.exists, self.names = [], exists, set()
 
     def start(self, state):
+        name = execution_name(state["download_id"], state["job_id"])
+        if self.exists or name in self.names:
+            return False
+        self.names.add(name)
         self.started.append(state)
-        return not self.exists
+        return True
 
 
 class FakeOutcomes:
@@ -64,13 +71,13 @@ def message(body, message_id="m-1"):
     return InboundMessage(body=body, message_id=message_id, receive_count=1)
 
 
-def processing(http_server):
+def processing(http_server, job_id="job-7"):
     return Answer(
         200,
         {
             "success": True,
             "status": "processing",
-            "data": {"id": "job-7", "output_url": f"{http_server.base_url}/async-response/job-7"},
+            "data": {"id": job_id, "output_url": f"{http_server.base_url}/async-response/{job_id}"},
         },
     )
 
@@ -176,7 +183,8 @@ def test_duplicate_delivery_posts_once_and_starts_once(http_server, make_service
     service, parts = make_service()
     assert service.process(message("download-1", "m-1")) is RecordResult.WORKFLOW_STARTED
     event = json.dumps({"detail-type": "Download Failed", "detail": {"download_id": "download-1"}})
-    assert service.process(message(event, "m-2")) is RecordResult.DUPLICATE
+    # The issue step is replayed (no POST) and Step Functions refuses the second start.
+    assert service.process(message(event, "m-2")) is RecordResult.ALREADY_RUNNING
     assert len(http_server.seen) == 1 and len(parts["workflows"].started) == 1
 
 
@@ -198,7 +206,8 @@ def test_a_duplicate_of_a_refused_attempt_is_not_dead_lettered_twice(http_server
 
 
 def test_next_attempt_is_not_a_duplicate(http_server, make_service):
-    http_server.answers += [processing(http_server), processing(http_server)]
+    # every retry VideoDB accepts is a new job
+    http_server.answers += [processing(http_server), processing(http_server, "job-8")]
     service, parts = make_service()
     service.process(message("download-1"))
     assert service.process(message('{"download_id": "download-1", "attempt": 2}')) is RecordResult.WORKFLOW_STARTED

@@ -8,7 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# Only the libraries the functions call out with: patching all that X-Ray knows imports them
+# (and sqlite3, httpx, ...) into every cold start.
+tracer = Tracer(patch_modules=("botocore", "requests"))
 
 # Records of a batch are processed on several threads; Powertools' metric set is not
 # guarded, so every count goes through one lock.

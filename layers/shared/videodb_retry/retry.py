@@ -88,6 +88,10 @@ class RetryService:
             return self.dead_letter(message, reason, "attempts_exhausted", request.download_id)
         try:
             issued, _ = self._ledger.once("issue", request, lambda: self._issue(request))
+            if _starts_workflow(issued):
+                # Starting the workflow needs no ledger entry: the execution name is
+                # deterministic, so Step Functions itself refuses a second start (for 90 days).
+                return RecordResult(self._settle(message, request, issued)["result"])
             settled, replayed = self._ledger.once(
                 "settle", request, lambda: self._settle(message, request, issued)
             )
@@ -199,3 +203,14 @@ class RetryService:
         count(Metric.DUPLICATES)
         logger.info("duplicate delivery; nothing done again", extra={"why": why})
         return RecordResult.DUPLICATE
+
+
+def _starts_workflow(issued: dict[str, Any]) -> bool:
+    """True when the issued retry is a job to follow (the common path)."""
+    status = issued.get("status")
+    return bool(
+        status
+        and status["state"] == JobState.RUNNING.value
+        and status.get("job_id")
+        and status.get("output_url")
+    )
