@@ -63,5 +63,13 @@ containers:
 container: deps $(SAM) containers
 	VIDEODB_RETRY_REQUIRE_CONTAINERS=1 $(PY) -m pytest tests/container $(PYTEST_ARGS)
 
+# The full soak (10,000 messages, faults and duplicates injected); make test runs a small one.
+soak: deps
+	$(PY) -m videodb_retry_local.soak $(SOAK_ARGS)
+
+# Performance figures, each a ratio to a baseline measured in the same run (bench/results.md).
+bench: deps $(SAM)
+	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache
