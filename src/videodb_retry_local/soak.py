@@ -40,7 +40,6 @@ import multiprocessing.connection
 import os
 import random
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -48,7 +47,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from unittest import mock
 from urllib.parse import unquote
 
 from videodb_retry.messages import PoisonMessage, parse_body
@@ -672,32 +670,6 @@ class ShardRun:
 # threads can both pass `attribute_not_exists(id)`. DynamoDB's conditional writes are atomic,
 # and the retry function's ledger (Powertools Idempotency) relies on that when a batch's records
 # run concurrently; without this, twins in one batch are now and then both sent to VideoDB.
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
-
-
-@contextlib.contextmanager
-def atomic_dynamodb_writes() -> Iterator[None]:
-    """Serialise moto's DynamoDB item writes, so a conditional write is atomic as in AWS."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-
-    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
-        def write(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return write
-
-    with contextlib.ExitStack() as patches:
-        for name in _DYNAMODB_WRITES:
-            if hasattr(DynamoDBBackend, name):
-                patches.enter_context(
-                    mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
-                )
-        yield
-
-
 @contextlib.contextmanager
 def quick_thread_switches(seconds: float = 0.001) -> Iterator[None]:
     """A shorter GIL switch interval for the run.
@@ -777,7 +749,6 @@ def run_shard(
         quiet(verbose),
         SandboxServer(api_key=API_KEY, host="127.0.0.1") as sandbox,
         local_aws(),
-        atomic_dynamodb_writes(),
     ):
         for case in cases:
             if case.script is not None:

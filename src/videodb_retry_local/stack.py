@@ -68,7 +68,40 @@ _INVOKE_LOCK = threading.RLock()
 @contextlib.contextmanager
 def local_aws() -> Iterator[None]:
     """Fake credentials and an active moto mock configured for the local run."""
-    with mock.patch.dict(os.environ, FAKE_CREDENTIALS), mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+    with (
+        mock.patch.dict(os.environ, FAKE_CREDENTIALS),
+        mock_aws(config=MOTO_CONFIG),  # type: ignore[arg-type]
+        atomic_dynamodb_writes(),
+    ):
+        yield
+
+
+# moto checks a DynamoDB condition and then writes, with no lock between: records of a batch
+# run on several threads, so two copies of one message could both pass the idempotency
+# ledger's condition there, which real DynamoDB never allows.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """Serialise moto's DynamoDB item writes, so a conditional write is atomic as in AWS."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return write
+
+    with contextlib.ExitStack() as patches:
+        for name in _DYNAMODB_WRITES:
+            if hasattr(DynamoDBBackend, name):
+                patches.enter_context(
+                    mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+                )
         yield
 
 

@@ -128,3 +128,11 @@ def test_list_downloads(http_server, settings_for):
     downloads = VideoDBClient(settings_for(), FakeKey("k")).list_downloads(page_index=2, count=50)
     assert downloads == [{"id": "download-1", "status": "error"}]
     assert http_server.seen[0]["path"] == "/download?page_index=2&count=50"
+
+
+def test_a_key_echoed_in_an_error_message_is_redacted(http_server, settings_for):
+    http_server.answers.append(Answer(403, {"success": False, "message": "key sk-echoed-key is not allowed"}))
+    with pytest.raises(PermanentError) as caught:
+        VideoDBClient(settings_for(), FakeKey("sk-echoed-key")).retry_download("download-1")
+    assert "sk-echoed-key" not in str(caught.value)
+    assert "[redacted]" in str(caught.value)

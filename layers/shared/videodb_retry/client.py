@@ -107,7 +107,7 @@ class VideoDBClient:
             raise TransientError(f"{method} {_path(url)} timed out ({type(exc).__name__})") from None
         except requests.ConnectionError:
             raise TransientError(f"{method} {_path(url)} could not connect") from None
-        return _read(method, url, response)
+        return _read(method, url, response, key)
 
 
 def _pooled_session(connections: int) -> requests.Session:
@@ -127,7 +127,7 @@ def _parse(body: Any) -> JobStatus:
         raise TransientError(f"unreadable VideoDB answer: {exc}") from None
 
 
-def _read(method: str, url: str, response: requests.Response) -> Any:
+def _read(method: str, url: str, response: requests.Response, key: str) -> Any:
     status = response.status_code
     where = f"{method} {_path(url)}"
     if status == 200:
@@ -135,7 +135,8 @@ def _read(method: str, url: str, response: requests.Response) -> Any:
             return response.json()
         except ValueError:
             raise TransientError(f"{where} answered 200 with a body that is not JSON") from None
-    message = _error_message(response)
+    # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
+    message = _error_message(response).replace(key, "[redacted]") if key else _error_message(response)
     text = f"{where} answered {status}{': ' + message if message else ''}"
     if status == 401:
         raise AuthError(text, status_code=status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from videodb_retry.errors import TransientError
+from videodb_retry.messages import PoisonMessage, parse_body
 from videodb_retry.observability import Metric, count, logger
 from videodb_retry.redelivery import RedeliveryPolicy, VisibilityBackoff
 from videodb_retry.retry import InboundMessage, RecordResult, RetryService
@@ -73,7 +74,9 @@ class RecordDelivery:
             if self._policy.is_last_delivery(receive_count):
                 reason = f"still failing after {receive_count} deliveries: {_describe(exc)}"
                 logger.error("giving up on the record", extra={"reason": reason})
-                return self._service.dead_letter(message, reason, "transient_exhausted", None)
+                return self._service.dead_letter(
+                    message, reason, "transient_exhausted", _download_id(message)
+                )
             delay = self._policy.delay(receive_count, getattr(exc, "retry_after", None))
             logger.warning(
                 "record failed; it will be delivered again",
@@ -87,6 +90,14 @@ class RecordDelivery:
             self._backoff.postpone(record.receipt_handle, seconds)
         except Exception as exc:  # the queue's own visibility timeout still applies
             logger.warning("could not set the record's visibility", extra={"error": _describe(exc)})
+
+
+def _download_id(message: InboundMessage) -> str | None:
+    # Lets the DLQ summary group exhausted records by download; a poison body has none.
+    try:
+        return parse_body(message.body).download_id
+    except PoisonMessage:
+        return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -108,7 +108,8 @@ def poll_step(
         error = f"job still processing after {settings.poll_deadline_seconds} s"
         return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
     if polls >= settings.poll_max_polls:
-        # Bounds the execution's history (25,000 events) whatever the timing parameters.
+        # Bounds the execution's history (25,000 events) whatever the timing parameters;
+        # PollMaxPolls' MaxValue leaves room for every poll's retries too.
         error = f"job still processing after {polls} polls (PollMaxPolls)"
         return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
     wait = exponential_wait(

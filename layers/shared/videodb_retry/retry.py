@@ -97,6 +97,10 @@ class RetryService:
             )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
+        if replayed and "permanent" in issued:
+            # The same refused attempt again (e.g. redriven from the DLQ): VideoDB is not asked
+            # again, but the message must not vanish either; it goes back with the reason.
+            return self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
         if replayed:
             return self._duplicate("this attempt was already handled")
         return RecordResult(settled["result"])
