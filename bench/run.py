@@ -11,6 +11,7 @@ Exit status 1 if a figure could not be measured (a missed target is a result, no
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import importlib
 import os
 import sys
@@ -18,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     figures = []
     for key in keys:
         print(f"bench: {key} ...", file=sys.stderr, flush=True)
-        figure = run_figure(key, quick=args.quick)
+        # Each figure in a fresh interpreter: one figure's patches and loaded handlers (the
+        # virtual clocks, moto's state) must not leak into the next one's measurement.
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            figure = pool.submit(run_figure, key, args.quick).result()
         print(f"bench: {key} done in {figure.seconds:.1f} s", file=sys.stderr, flush=True)
         figures.append(figure)
     total = time.perf_counter() - started
