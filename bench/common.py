@@ -12,12 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import ipaddress
 import json
 import logging
 import os
 import platform
-import socket
 import statistics
 import threading
 import time
@@ -27,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from videodb_retry_local import network_guard
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sk-bench-key"
@@ -100,40 +100,9 @@ def machine() -> dict[str, str]:
 # -- guards ----------------------------------------------------------------------------------
 
 
-def _is_loopback(address: object) -> bool:
-    if not isinstance(address, tuple):
-        return True  # unix sockets stay on this machine
-    host = str(address[0])
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@contextlib.contextmanager
-def loopback_only() -> Iterator[None]:
+def loopback_only() -> contextlib.AbstractContextManager[None]:
     """Refuse every connection that is not to loopback (a mistake must fail, not leak)."""
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def connect(sock: socket.socket, address: Any) -> Any:
-        if not _is_loopback(address):
-            raise ConnectionRefusedError(f"bench network guard: {address!r} is not loopback")
-        return real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> Any:
-        if not _is_loopback(address):
-            raise ConnectionRefusedError(f"bench network guard: {address!r} is not loopback")
-        return real_connect_ex(sock, address)
-
-    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign,assignment]
-        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign,assignment]
+    return network_guard.loopback_only("bench")
 
 
 @contextlib.contextmanager

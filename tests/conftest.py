@@ -3,47 +3,20 @@ run created itself, named in VIDEODB_RETRY_ALLOWED_HOSTS)."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 
 import pytest
+
+from videodb_retry_local import network_guard
 
 # Powertools reads these when the shared package is first imported, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VideoDBRetryTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "videodb-retry")
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _allowed(address: object) -> bool:
-    if not isinstance(address, tuple):
-        return True  # unix sockets (e.g. the Docker engine's) stay on this machine
-    host = str(address[0])
-    extra = {h for h in os.environ.get("VIDEODB_RETRY_ALLOWED_HOSTS", "").split(",") if h}
-    if host in extra or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    if not _allowed(address):
-        raise ConnectionRefusedError(f"test network guard: {address!r} is not loopback")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    if not _allowed(address):
-        raise ConnectionRefusedError(f"test network guard: {address!r} is not loopback")
-    return _real_connect_ex(self, address)
-
-
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+network_guard.install(
+    "test",
+    extra_hosts=lambda: [h for h in os.environ.get("VIDEODB_RETRY_ALLOWED_HOSTS", "").split(",") if h],
+)
 
 
 @pytest.fixture(autouse=True)

@@ -371,27 +371,6 @@ class Seen:
     trail: list[tuple[float, str]] = field(default_factory=list)
 
 
-class _OneClientPerService:
-    """The stack as the consumer sees it, with one boto3 client per service.
-
-    ``EmulatedStack.client`` builds a new boto3 client on every call and the consumer asks for
-    two per batch: over thousands of batches that is minutes of CPU spent on nothing.
-    """
-
-    def __init__(self, stack: EmulatedStack) -> None:
-        self._stack = stack
-        self._clients: dict[str, Any] = {}
-
-    def client(self, service: str) -> Any:
-        """A cached client of the stack's region."""
-        if service not in self._clients:
-            self._clients[service] = self._stack.client(service)
-        return self._clients[service]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stack, name)
-
-
 class ShardRun:
     """Feeds one shard's cases into its stack and runs the queue's event source until every
     case has ended and nothing is left in flight, or the deadline passes."""
@@ -409,8 +388,7 @@ class ShardRun:
         self.cases = list(cases)
         self.rng = random.Random(seed)  # noqa: S311 - when late duplicates go out, not a secret
         self.log = log
-        self.clients = _OneClientPerService(stack)
-        self.consumer = QueueConsumer(self.clients, redelivery_seconds=None)  # type: ignore[arg-type]
+        self.consumer = QueueConsumer(stack, redelivery_seconds=None)
         self.seen = {case.key: Seen() for case in self.cases}
         self.by_key = {case.key: case for case in self.cases}
         self.raw_bodies = {case.body: case.key for case in self.cases if case.entry == "raw"}
@@ -501,7 +479,7 @@ class ShardRun:
         self._send_events(events)
 
     def _send_bodies(self, bodies: list[str]) -> None:
-        sqs = self.clients.client("sqs")
+        sqs = self.stack.client("sqs")
         for start in range(0, len(bodies), 10):
             batch = bodies[start : start + 10]
             answer = sqs.send_message_batch(
@@ -512,7 +490,7 @@ class ShardRun:
                 raise RuntimeError(f"the retry queue refused messages: {answer['Failed']}")
 
     def _send_events(self, download_ids: list[str]) -> None:
-        events = self.clients.client("events")
+        events = self.stack.client("events")
         parameters = self.stack.template.parameters
         for start in range(0, len(download_ids), 10):
             entries = [
@@ -595,13 +573,13 @@ class ShardRun:
             "ApproximateNumberOfMessagesNotVisible": "in_flight",
             "ApproximateNumberOfMessagesDelayed": "delayed",
         }
-        attributes = self.clients.client("sqs").get_queue_attributes(
+        attributes = self.stack.client("sqs").get_queue_attributes(
             QueueUrl=self.stack.retry_queue_url, AttributeNames=list(names)
         )["Attributes"]
         return {short: int(attributes.get(name, 0)) for name, short in names.items()}
 
     def _running(self) -> int:
-        answer = self.clients.client("stepfunctions").list_executions(
+        answer = self.stack.client("stepfunctions").list_executions(
             stateMachineArn=self.stack.state_machine_arn, statusFilter="RUNNING", maxResults=1000
         )
         return len(answer["executions"])
@@ -633,7 +611,7 @@ class ShardRun:
                 self.seen[key].posts = count
             else:
                 self.unattributed["posts"] += count
-        sfn = self.clients.client("stepfunctions")
+        sfn = self.stack.client("stepfunctions")
         executions = Counter[str]()
         for page in sfn.get_paginator("list_executions").paginate(
             stateMachineArn=self.stack.state_machine_arn

@@ -191,6 +191,7 @@ class EmulatedStack:
         self._api_key_format = api_key_format
         self._suffix = secrets.token_hex(4).upper()
         self._saved_env: dict[str, str] | None = None
+        self._clients: dict[str, Any] = {}
         self._patch: Any = None
         self._outcomes: list[dict[str, Any]] = []
         self._dead_letters: list[dict[str, Any]] = []
@@ -257,11 +258,15 @@ class EmulatedStack:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
+        self._clients.clear()
         self._reset_caches()
 
     def client(self, service: str) -> Any:
-        """A boto3 client in the stack's region (inside the mock: moto)."""
-        return boto3.client(service, region_name=self.ids.region)  # type: ignore[call-overload]
+        """A boto3 client in the stack's region (inside the mock: moto), one per service:
+        building a client is costly and the consumer asks for some on every batch."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.ids.region)  # type: ignore[call-overload]
+        return self._clients[service]
 
     # -- resources ----------------------------------------------------------------------
 

@@ -136,7 +136,9 @@ def _read(method: str, url: str, response: requests.Response, key: str) -> Any:
         except ValueError:
             raise TransientError(f"{where} answered 200 with a body that is not JSON") from None
     # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
-    message = _error_message(response).replace(key, "[redacted]") if key else _error_message(response)
+    message = _error_message(response)
+    if key:
+        message = message.replace(key, "[redacted]")
     text = f"{where} answered {status}{': ' + message if message else ''}"
     if status == 401:
         raise AuthError(text, status_code=status)
