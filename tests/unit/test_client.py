@@ -308,8 +308,6 @@ def test_retry_after_http_date_in_every_form_rfc_9110_allows(offset, form):
         "rfc850": when.strftime("%A, %d-%b-%y %H:%M:%S GMT"),
         "asctime": when.strftime("%a %b ") + f"{when.day:2d}" + when.strftime(" %H:%M:%S %Y"),
     }[form]
-    if form == "rfc850" and abs(offset) > 20 * 365 * 86400:
-        return
     expected = max(0, min(offset, MAX_VISIBILITY_SECONDS))  # the past: no extra wait
     assert _retry_after(_with_retry_after(text), now=NOW) == expected
 
