@@ -8,9 +8,8 @@ import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from videodb_retry.dead_letter import MAX_BODY_BYTES, _keepable
-from videodb_retry.messages import PoisonMessage, is_valid_download_id, parse_body
+from videodb_retry.messages import PoisonMessage, RetryRequest, is_valid_download_id, parse_body
 from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
@@ -21,19 +20,39 @@ SQS_MAX_BYTES = 256 * 1024
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=30,
 )
 path_like_ids = st.sampled_from(
-    ["../x", "a/b", "/etc/passwd", "download-1/../../admin", "http://evil.example/", "%2e%2e%2f", "a b", "a\tb",
-     "download-1?x=1", "download-1#f", "ｄｏｗｎｌｏａｄ", "download\u200b1", "~root", "a\\b", "..", "."]
+    [
+        "../x",
+        "a/b",
+        "/etc/passwd",
+        "download-1/../../admin",
+        "http://evil.example/",
+        "%2e%2e%2f",
+        "a b",
+        "a\tb",
+        "download-1?x=1",
+        "download-1#f",
+        "ｄｏｗｎｌｏａｄ",
+        "download\u200b1",
+        "~root",
+        "a\\b",
+        "..",
+        ".",
+    ]
 )
 bodies = st.one_of(
     st.text(max_size=300),
     st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
     json_values.map(json.dumps),
     st.dictionaries(
-        st.sampled_from(["download_id", "attempt", "reason", "detail", "detail-type"]), json_values, max_size=5
+        st.sampled_from(["download_id", "attempt", "reason", "detail", "detail-type"]),
+        json_values,
+        max_size=5,
     ).map(json.dumps),
     path_like_ids,
     path_like_ids.map(lambda i: json.dumps({"download_id": i})),
@@ -64,8 +83,8 @@ class RecordingApi:
         self.ids.append(download_id)
         return JobStatus(state=JobState.DONE, job_id="job-1")
 
-    def is_on_api_origin(self, url: str) -> bool:
-        return True
+    def followable_url(self, url: str) -> str:
+        return url
 
 
 class RecordingDeadLetters:
@@ -98,6 +117,7 @@ def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_rea
     if result is RecordResult.DEAD_LETTERED:
         (sent,) = dead_letters.sent
         assert sent["reason"] and sent["error_code"] in ("poison", "attempts_exhausted")
+        assert sent["body"] == body  # the original body, not a stripped or re-encoded one
         assert api.ids == []
     else:
         assert len(api.ids) == 1 and dead_letters.sent == []
@@ -110,3 +130,54 @@ def test_any_body_up_to_the_sqs_limit_fits_back_into_the_dead_letter_queue(size,
     kept = _keepable(body)
     assert kept
     assert len(kept.encode("utf-8")) <= MAX_BODY_BYTES + len("...(truncated)")
+
+
+ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+JSON_WHITESPACE = " \t\n\r"
+# Whitespace Python's str.strip() would remove but JSON does not allow around a value.
+OTHER_WHITESPACE = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2003\u2028\u3000"
+
+
+@given(
+    st.text(alphabet=ID_ALPHABET, min_size=1, max_size=128),
+    st.text(alphabet=JSON_WHITESPACE, max_size=5),
+    st.text(alphabet=JSON_WHITESPACE, max_size=5),
+)
+def test_json_whitespace_around_a_bare_id_or_json_is_ignored(download_id, before, after):
+    assert parse_body(before + download_id + after).download_id == download_id
+    assert parse_body(before + json.dumps({"download_id": download_id}) + after).download_id == download_id
+
+
+@given(
+    st.text(alphabet=ID_ALPHABET, min_size=1, max_size=100),
+    st.text(alphabet=OTHER_WHITESPACE, min_size=1, max_size=3),
+    st.booleans(),
+)
+def test_other_whitespace_around_an_id_is_poison(download_id, space, in_front):
+    body = space + download_id if in_front else download_id + space
+    try:
+        parse_body(body)
+    except PoisonMessage as exc:
+        assert str(exc)
+    else:
+        raise AssertionError(f"{body!r} was accepted")
+
+
+@given(
+    st.text(alphabet=ID_ALPHABET, max_size=60),
+    st.characters(min_codepoint=0x80, exclude_categories=("Cs",)),
+    st.text(alphabet=ID_ALPHABET, max_size=60),
+)
+def test_an_id_with_any_non_ascii_character_is_poison(head, char, tail):
+    for body in (head + char + tail, json.dumps({"download_id": head + char + tail})):
+        try:
+            parse_body(body)
+        except PoisonMessage:
+            continue
+        raise AssertionError(f"{body!r} was accepted")
+
+
+@given(st.sampled_from(["null", "true", "false", "0", "12345", "007", "1e5"]) | st.integers(0).map(str))
+def test_a_body_that_is_both_a_valid_id_and_json_is_the_id(body):
+    # The bare-id reading wins: "null" or "12345" names a download, it is not a JSON value.
+    assert parse_body(body) == RetryRequest(download_id=body)

@@ -6,15 +6,21 @@ The API key is sent only to the configured API origin; it is never logged or put
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
+from datetime import UTC
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
+from urllib3.util import parse_url
 
 from videodb_retry import __version__
 from videodb_retry.errors import AuthError, PermanentError, TransientError
-from videodb_retry.settings import Settings, url_origin
+from videodb_retry.origin import UnsafeUrl, url_on_origin
+from videodb_retry.redelivery import MAX_VISIBILITY_SECONDS
+from videodb_retry.settings import Settings
 from videodb_retry.status import JobStatus, UnreadableResponse, parse_job_response
 
 CLIENT_HEADER = "x-videodb-client"
@@ -55,40 +61,55 @@ class VideoDBClient:
 
     def retry_download(self, download_id: str) -> JobStatus:
         """``POST /download/{id}``: ask VideoDB to retry a failed download."""
-        return _parse(self._call("POST", f"/download/{download_id}"))
+        return _parse(self._call("POST", self._api_url(f"/download/{download_id}")))
 
     def get_job(self, output_url: str) -> JobStatus:
-        """``GET`` an async job's ``output_url`` (only on the API origin) and parse it."""
-        return _parse(self._call("GET", output_url))
+        """``GET`` an async job's ``output_url`` (only on the API origin) and parse it.
+
+        Raises :class:`ForeignOriginError`, sending nothing, unless :meth:`followable_url`
+        accepts ``output_url``."""
+        return _parse(self._call("GET", self.followable_url(output_url)))
 
     def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]:
         """``GET /download``: one page of download records."""
-        body = self._call("GET", "/download", params={"page_index": page_index, "count": count})
+        params = {"page_index": page_index, "count": count}
+        body = self._call("GET", self._api_url("/download"), params=params)
         data = body.get("data") if isinstance(body, dict) else None
         downloads = data.get("downloads") if isinstance(data, dict) else None
         if not isinstance(downloads, list):
             raise TransientError("download list answer has no data.downloads list")
         return [d for d in downloads if isinstance(d, dict)]
 
+    def followable_url(self, url: str) -> str:
+        """The URL this client sends for ``url`` (a job's ``output_url``): the configured origin
+        plus the path and query urllib3 reads in ``url``. Raises :class:`ForeignOriginError`
+        when ``url`` is off the origin or unclean (userinfo, backslash, whitespace, control or
+        non-ASCII characters, percent-encoded authority, over 2,048 characters)."""
+        try:
+            return url_on_origin(url, self._origin)
+        except UnsafeUrl as exc:
+            raise ForeignOriginError(f"{exc}; not followed") from None
+
     def is_on_api_origin(self, url: str) -> bool:
-        """True when ``url`` has the same scheme, host and port as the configured API."""
+        """True when :meth:`followable_url` accepts ``url`` (the check and the request agree)."""
         try:
-            return url_origin(url) == self._origin
-        except ValueError:
+            self.followable_url(url)
+        except ForeignOriginError:
             return False
+        return True
 
-    def _call(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+    def _api_url(self, path: str) -> str:
+        return self.followable_url(self._settings.api_base_url + path)
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
-            return self._send(method, path_or_url, self._api_key(), **kwargs)
+            return self._send(method, url, self._api_key(), **kwargs)
         except AuthError:
-            return self._send(method, path_or_url, self._api_key.refresh(), **kwargs)
+            return self._send(method, url, self._api_key.refresh(), **kwargs)
 
-    def _send(self, method: str, path_or_url: str, key: str, **kwargs: Any) -> Any:
-        url = path_or_url
-        if not url.startswith(("http://", "https://")):
-            url = self._settings.api_base_url + path_or_url
-        if not self.is_on_api_origin(url):
-            raise ForeignOriginError("URL is not on the configured VideoDB API origin; not followed")
+    def _send(self, method: str, url: str, key: str, **kwargs: Any) -> Any:
+        # Every caller passes a URL from followable_url; re-checked here, next to the send.
+        url = self.followable_url(url)
         headers = {
             "x-access-token": key,
             CLIENT_HEADER: CLIENT_NAME,
@@ -130,11 +151,12 @@ def _parse(body: Any) -> JobStatus:
 def _read(method: str, url: str, response: requests.Response, key: str) -> Any:
     status = response.status_code
     where = f"{method} {_path(url)}"
-    if status == 200:
+    if 200 <= status < 300:
+        # Any 2xx carries the answer (a 202 with an AsyncResponse is a job to follow).
         try:
             return response.json()
         except ValueError:
-            raise TransientError(f"{where} answered 200 with a body that is not JSON") from None
+            raise TransientError(f"{where} answered {status} with a body that is not JSON") from None
     # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
     message = _error_message(response)
     if key:
@@ -162,11 +184,26 @@ def _error_message(response: requests.Response) -> str:
     return ""
 
 
-def _retry_after(response: requests.Response) -> int | None:
-    raw = response.headers.get("Retry-After", "")
-    return int(raw) if raw.isdigit() else None
+def _retry_after(response: requests.Response, now: float | None = None) -> int | None:
+    """Seconds ``Retry-After`` asks for (RFC 9110: delta-seconds or an HTTP-date), capped at
+    the longest a message can stay invisible in SQS; a date in the past is 0. None when the
+    header is absent or unreadable."""
+    raw = response.headers.get("Retry-After", "").strip(" \t")
+    if not raw:
+        return None
+    if raw.isascii() and raw.isdigit():
+        # Compared as text first: int() refuses more than 4,300 digits.
+        return MAX_VISIBILITY_SECONDS if len(raw) > 6 else min(int(raw), MAX_VISIBILITY_SECONDS)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # asctime dates carry no zone; HTTP dates are GMT
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0, min(math.ceil(seconds), MAX_VISIBILITY_SECONDS))
 
 
 def _path(url: str) -> str:
     # Errors name the path only: no query strings, no hosts a reader need not see.
-    return urlsplit(url).path or "/"
+    return parse_url(url).path or "/"

@@ -19,6 +19,7 @@ from typing import Any
 MAX_DOWNLOAD_ID_LENGTH = 128
 _DOWNLOAD_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_DOWNLOAD_ID_LENGTH}}}")
 MAX_REASON_LENGTH = 1024
+JSON_WHITESPACE = " \t\n\r"  # RFC 8259's whitespace
 
 
 class PoisonMessage(ValueError):
@@ -63,9 +64,11 @@ def validate_download_id(value: object) -> str:
 
 def parse_body(body: str | None) -> RetryRequest:
     """Turn an SQS message body into a :class:`RetryRequest`, or raise :class:`PoisonMessage`."""
-    if body is None or not body.strip():
+    # Only the whitespace JSON allows around a value is ignored (str.strip() would also drop
+    # control and non-ASCII spaces, which make a body poison like anywhere else in an id).
+    text = (body or "").strip(JSON_WHITESPACE)
+    if not text:
         raise PoisonMessage("message body is empty")
-    text = body.strip()
     if is_valid_download_id(text):
         return RetryRequest(download_id=text)
     try:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from videodb_retry.client import VideoDBClient
+from videodb_retry.client import ForeignOriginError, VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.errors import PermanentError
 from videodb_retry.ledger import Ledger, StepInProgress
@@ -133,12 +133,12 @@ class RetryService:
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
             return {"permanent": str(exc), "code": code}
         count(Metric.RETRIES_ISSUED)
-        if status.output_url and not self._videodb.is_on_api_origin(status.output_url):
-            # Following it would send the key elsewhere, and so would every later attempt.
-            return {
-                "permanent": "VideoDB's output_url is not on the configured API origin",
-                "code": "foreign_origin",
-            }
+        if status.output_url:
+            try:
+                self._videodb.followable_url(status.output_url)
+            except ForeignOriginError as exc:
+                # Following it would send the key elsewhere, and so would every later attempt.
+                return {"permanent": f"VideoDB's output_url was refused: {exc}", "code": "foreign_origin"}
         return {"status": status.to_dict()}
 
     def _settle(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
+
+from videodb_retry.origin import Origin, parse_origin
 
 DEFAULT_API_BASE_URL = "https://api.videodb.io"
 OUTCOME_EVENT_SOURCE = "videodb-retry"
@@ -45,7 +46,7 @@ class Settings:
     outcome_event_source: str = OUTCOME_EVENT_SOURCE
 
     @property
-    def api_origin(self) -> tuple[str, str, int]:
+    def api_origin(self) -> Origin:
         """(scheme, host, port) of the API: the only place the key may be sent."""
         return url_origin(self.api_base_url)
 
@@ -108,21 +109,20 @@ class Settings:
             outcome_event_source=text("OUTCOME_EVENT_SOURCE", d.outcome_event_source),
         )
         url_origin(settings.api_base_url)  # fail at start-up, not on the first record
+        if any(mark in settings.api_base_url for mark in "?#"):
+            raise ValueError("setting VIDEODB_API_BASE_URL must not have a query or fragment")
         if settings.max_retry_attempts < 1:
             raise ValueError("setting MAX_RETRY_ATTEMPTS must be at least 1")
         return settings
 
 
-def url_origin(url: str) -> tuple[str, str, int]:
-    """The (scheme, host, port) origin of an http(s) URL, with the scheme's default port."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"bad port in URL: {url!r}") from None
-    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+def url_origin(url: str) -> Origin:
+    """The (scheme, host, port) origin of a clean http(s) URL, with the scheme's default port.
+
+    Read with urllib3's parser, the one requests sends with; a URL with userinfo, a backslash,
+    whitespace, control or non-ASCII characters raises ``ValueError`` (see origin.py).
+    """
+    return parse_origin(url)
 
 
 @lru_cache(maxsize=1)
