@@ -12,7 +12,7 @@ LINTERS := $(LINT_VENV)/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: deps demo test lint unit integration contract validate containers container soak bench clean
+.PHONY: deps demo test lint unit integration contract validate containers container soak bench iam iam-deps clean
 
 deps: $(STAMP)
 
@@ -32,10 +32,18 @@ $(LINTERS):
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/pip install --quiet checkov==3.3.30 cfn-lint==1.58.0
 
+# The IAM policy evaluator `make iam` and the integration tests use (npm, pinned by its lock file).
+IAM_EVALUATOR := scripts/iam/node_modules/.installed-stamp
+$(IAM_EVALUATOR): scripts/iam/package.json scripts/iam/package-lock.json
+	cd scripts/iam && npm ci --silent --no-audit --no-fund
+	touch $@
+
+iam-deps: $(IAM_EVALUATOR)
+
 demo: deps
 	$(PY) -m videodb_retry_local.demo $(DEMO_ARGS)
 
-test: lint
+test: lint iam-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Gates: sam validate --lint, cfn-lint, checkov, ruff (lint + format), mypy.
@@ -45,7 +53,7 @@ lint: deps $(SAM) $(LINTERS)
 unit: deps
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: deps
+integration: deps iam-deps
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 contract: deps
@@ -71,5 +79,10 @@ soak: deps
 bench: deps $(SAM)
 	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m bench.run $(BENCH_ARGS)
 
+# Least privilege by execution: every AWS call of the functions and the workflow, authorized
+# against its own role from the SAM translation; any denial fails (tests/integration/test_iam.py).
+iam: deps iam-deps
+	$(PY) -m videodb_retry_local.iam_pass $(IAM_ARGS)
+
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache scripts/iam/node_modules

@@ -34,6 +34,7 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.models import botocore_stubber
 
+from videodb_retry_local.iam_enforcement import acting_as
 from videodb_retry_local.template import DEFAULT_TEMPLATE, Physical, PhysicalIds, Template, TemplateError
 
 REGION = "us-east-1"
@@ -162,6 +163,9 @@ class LocalFunction:
     module: ModuleType
     memory_mb: int
     timeout_seconds: int
+    # Powertools Parameters' providers (and so the cached secret) of this function's own
+    # execution environment: in AWS each function caches the key apart.
+    parameter_providers: dict[str, Any] = field(default_factory=dict)
 
 
 class EmulatedStack:
@@ -531,7 +535,8 @@ class EmulatedStack:
         record = Invocation(function=logical_id, request_id=context.aws_request_id, seconds=0.0)
         started = time.monotonic()
         try:
-            with _INVOKE_LOCK:
+            # Its AWS calls are made as its execution role (checked when IAM is enforced).
+            with _INVOKE_LOCK, acting_as(logical_id), _own_parameter_cache(function):
                 return function.handler(event, context)
         except Exception as exc:
             record.error_type, record.error_message = type(exc).__name__, str(exc)
@@ -746,7 +751,8 @@ class QueueConsumer:
 
     def poll_once(self) -> int:
         """Receive one batch (if any) and hand it to the function; returns the record count."""
-        messages = self._receive()
+        with acting_as(self.function):  # the mapping polls with the function's execution role
+            messages = self._receive()
         if not messages:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
@@ -773,7 +779,8 @@ class QueueConsumer:
                     VisibilityTimeout=self.redelivery_seconds,
                 )
             elif not is_failed:
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                with acting_as(self.function):
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
     def run(self, until: Callable[[], bool], timeout: float, idle_sleep: float = 0.2) -> bool:
@@ -831,6 +838,23 @@ class QueueConsumer:
         known = {m["MessageId"] for m in messages}
         # Lambda treats an unknown or empty identifier as a failure of the whole batch.
         return known if ids - known else ids  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _own_parameter_cache(function: LocalFunction) -> Iterator[None]:
+    """Give the invocation its function's own Powertools Parameters providers (one handler
+    runs at a time, so swapping the module-level ones is safe)."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    others = dict(DEFAULT_PROVIDERS)
+    DEFAULT_PROVIDERS.clear()
+    DEFAULT_PROVIDERS.update(function.parameter_providers)
+    try:
+        yield
+    finally:
+        function.parameter_providers = dict(DEFAULT_PROVIDERS)
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(others)
 
 
 def _configure_observability(environment: dict[str, str]) -> None:
