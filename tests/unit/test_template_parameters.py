@@ -246,6 +246,14 @@ def test_batch_size_above_ten_needs_a_batching_window(size, window):
     assert _deploys(RetryBatchSize=size, RetryBatchingWindowSeconds=window) == lambda_accepts
 
 
+@pytest.mark.parametrize(
+    ("size", "window", "deploys"),
+    [(10, 0, True), (11, 0, False), (11, 1, True), (10000, 0, False), (10000, 300, True), (1, 0, True)],
+)
+def test_batch_rule_at_its_edges(size, window, deploys):
+    assert _deploys(RetryBatchSize=size, RetryBatchingWindowSeconds=window) is deploys
+
+
 def test_the_batching_window_reaches_the_event_source():
     template = Template.load(overrides={"RetryBatchSize": "100", "RetryBatchingWindowSeconds": "5"})
     events = template.resources()["RetryFunction"]["Properties"]["Events"]
