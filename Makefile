@@ -12,7 +12,7 @@ LINTERS := $(LINT_VENV)/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: deps demo test lint unit integration contract validate containers container soak bench iam iam-deps clean
+.PHONY: deps demo test lint unit integration contract validate containers container soak bench iam iam-deps package clean
 
 deps: $(STAMP)
 
@@ -83,6 +83,17 @@ bench: deps $(SAM)
 # against its own role from the SAM translation; any denial fails (tests/integration/test_iam.py).
 iam: deps iam-deps
 	$(PY) -m videodb_retry_local.iam_pass $(IAM_ARGS)
+
+# Artifacts for `sam publish` (Serverless Application Repository) or `sam deploy --template-file`:
+# sam build, then sam package uploads the code, LICENSE and docs/sar/README.md to S3_BUCKET,
+# a bucket of yours (README "Publishing to the Serverless Application Repository").
+PACKAGED := .aws-sam/packaged.yaml
+package: $(SAM)
+	@test -n "$(S3_BUCKET)" || { echo "usage: make package S3_BUCKET=<your artifact bucket> [S3_PREFIX=...]" >&2; exit 2; }
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build
+	$(SAM) package --s3-bucket "$(S3_BUCKET)" $(if $(S3_PREFIX),--s3-prefix "$(S3_PREFIX)") \
+		--region $(AWS_DEFAULT_REGION) --output-template-file $(PACKAGED)
+	@echo "packaged: $(PACKAGED) (publish: $(SAM) publish --template $(PACKAGED) --region $(AWS_DEFAULT_REGION))"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LINT_VENV) .aws-sam .pytest_cache scripts/iam/node_modules

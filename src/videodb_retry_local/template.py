@@ -257,6 +257,9 @@ class Template:
             return all(self._evaluate(item, ids) for item in argument)
         if name == "Fn::Or":
             return any(self._evaluate(item, ids) for item in argument)
+        if name == "Fn::Contains":  # a Rules function: is the string one of the list's?
+            items, item = (self._evaluate(part, ids) for part in argument)
+            return str(item) in [str(each) for each in items]
         if name == "Fn::Join":
             separator, items = argument
             return str(separator).join(str(item) for item in self._evaluate(items, ids))

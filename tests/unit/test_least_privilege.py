@@ -25,11 +25,22 @@ STAR_RESOURCE_ALLOWED = {
 }
 
 
+def policies(resource: dict[str, Any]) -> Iterator[Any]:
+    """A resource's SAM Policies, each branch of a conditional (Fn::If) policy on its own."""
+    listed = resource.get("Properties", {}).get("Policies", [])
+    for policy in listed if isinstance(listed, list) else []:
+        if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+            _, when_true, when_false = policy["Fn::If"]
+            yield from (p for p in (when_true, when_false) if p != {"Ref": "AWS::NoValue"})
+        else:
+            yield policy
+
+
 def statements() -> Iterator[tuple[str, dict[str, Any]]]:
     """Every inline policy statement of the template, with the resource that holds it."""
     for logical_id, resource in DOCUMENT["Resources"].items():
         properties = resource.get("Properties", {})
-        for policy in properties.get("Policies", []) if isinstance(properties.get("Policies"), list) else []:
+        for policy in policies(resource):
             if isinstance(policy, dict) and "Statement" in policy:
                 for statement in policy["Statement"]:
                     yield logical_id, statement
@@ -72,7 +83,7 @@ def test_functions_use_scoped_policy_templates():
     scoped = {"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy", "StepFunctionsExecutionPolicy",
               "EventBridgePutEventsPolicy", "LambdaInvokePolicy"}
     for logical_id, resource in DOCUMENT["Resources"].items():
-        for policy in resource.get("Properties", {}).get("Policies", []) or []:
+        for policy in policies(resource):
             if isinstance(policy, str):
                 raise AssertionError(f"{logical_id} attaches a managed policy {policy}")
             names = set(policy) - {"Statement"}
