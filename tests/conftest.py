@@ -6,8 +6,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from videodb_retry_local import network_guard
+
+# Property tests judge behaviour, not speed: a loaded CI machine must not fail them on
+# Hypothesis's per-example deadline or its too-slow health check (one profile for the suite).
+settings.register_profile("videodb-retry", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("videodb-retry")
 
 # Powertools reads these when the shared package is first imported, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VideoDBRetryTest")
