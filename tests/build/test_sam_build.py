@@ -179,3 +179,15 @@ def test_no_test_or_dev_package_is_shipped(build_dir):
 def test_built_template_targets_the_runtime(build_dir):
     text = (build_dir / "template.yaml").read_text()
     assert f"Runtime: {RUNTIME}" in text
+
+
+def test_readme_dependency_table_names_every_pin():
+    """The README's "Dependencies" table shows the versions the layer and the tests install."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([0-9.]+)", (PROJECT_ROOT / "layers" / "shared" / "requirements.txt").read_text(),
+                      flags=re.MULTILINE)
+    pins += sorted(_sdk_pins((PROJECT_ROOT / "requirements-dev.txt").read_text()).items())
+    assert len(pins) >= 4
+    for name, version in pins:
+        assert f"`{name}` `{version}`" in section, f"README Dependencies lacks `{name}` `{version}`"
