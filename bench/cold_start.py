@@ -2,9 +2,10 @@
 against ``import boto3`` alone in a fresh interpreter.
 
 Each sample is a new process of the runtime's Python (3.13) with the environment the template
-gives the function plus what the Lambda runtime sets (``LAMBDA_TASK_ROOT`` among them, so
-Powertools' Tracer is enabled and patches as it does in Lambda), and
-``PYTHONPATH=layers/shared:functions/<f>``. The time is taken inside the process around the
+gives the function plus what the Lambda runtime sets (``LAMBDA_TASK_ROOT`` and the X-Ray
+variables active tracing sets among them), and ``PYTHONPATH=layers/shared:functions/<f>``;
+the packages are the project venv's: the layer's pins, and the runtime's boto3/botocore pair
+(requirements-dev.txt), which the layer no longer carries. The time is taken inside the process around the
 ``import`` statement (interpreter start-up, the same for every sample, is left out). Samples
 are interleaved, median of N each. One more run per handler with ``python -X importtime``
 lists the heaviest imports.
@@ -222,8 +223,8 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
         f"Median of {runs} fresh interpreters each ({Path(python).name}, "
         f"Python {'.'.join(map(str, sys.version_info[:3])) if python == sys.executable else '3.13'}), "
         "interleaved; time around the import statement only. Environment: the template's variables "
-        "for the function plus the Lambda runtime's (LAMBDA_TASK_ROOT etc., so the X-Ray Tracer is on "
-        "and patches at import as in Lambda); packages from the project venv (the versions the layer pins)."
+        "for the function plus the Lambda runtime's (LAMBDA_TASK_ROOT, the X-Ray variables etc.); packages "
+        "from the project venv (the versions the layer pins, and boto3/botocore at the runtime's pins)."
     )
     figure.notes.append(
         "CPU time of the same imports (process time, less sensitive to other load on the machine): "

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
-from videodb_retry.observability import Metric, count, logger, metrics, tracer
+from videodb_retry.observability import Metric, count, logger, metrics
 from videodb_retry.poll import poll_step
 from videodb_retry.settings import current
 
@@ -26,7 +26,6 @@ videodb = VideoDBClient(settings, ApiKeyProvider(settings))
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Poll the job in ``event`` once; return the workflow's next state."""

@@ -18,7 +18,7 @@ from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.delivery import RecordDelivery
 from videodb_retry.ledger import DynamoDBLedger
-from videodb_retry.observability import logger, metrics, tracer
+from videodb_retry.observability import logger, metrics
 from videodb_retry.outcomes import OutcomePublisher
 from videodb_retry.redelivery import VisibilityBackoff
 from videodb_retry.retry import RetryService
@@ -55,7 +55,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """SQS batch entry point with partial batch responses."""

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
-from videodb_retry.observability import Metric, count, logger, metrics, tracer
+from videodb_retry.observability import Metric, count, logger, metrics
 from videodb_retry.settings import current
 from videodb_retry.sweeper import Sweeper, SweepSettings
 
@@ -29,7 +29,6 @@ sweeper = Sweeper(
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one sweep; return its counts."""

@@ -5,7 +5,8 @@
 # The image is a Debian bookworm minbase rootfs (debootstrap, from Debian's packages) with:
 #   - the host's CPython of the template's runtime minor version, copied to the same path and
 #     linked as /var/lang (the pyenv build runs there unchanged);
-#   - awslambdaric (the Runtime Interface Client) and boto3, as the real runtime ships boto3;
+#   - awslambdaric (the Runtime Interface Client) and boto3/botocore at the versions the real
+#     runtime ships (RUNTIME_SDK in requirements-dev.txt: the layer carries no SDK of its own);
 #   - /var/runtime/bootstrap, which the Runtime Interface Emulator that SAM adds on top runs.
 # SAM builds its "rapid" image on top of this one (the emulator ships inside the aws-sam-cli wheel).
 #
@@ -15,7 +16,8 @@
 #
 # Env: LAMBDA_IMAGE_CACHE_DIR (default .ci/cache/lambda-image), LAMBDA_IMAGE_REBUILD=1,
 #      LAMBDA_PYTHON (interpreter to copy; default: python<minor> from pyenv or PATH),
-#      DEBIAN_MIRROR (default http://deb.debian.org/debian), AWSLAMBDARIC_VERSION.
+#      DEBIAN_MIRROR (default http://deb.debian.org/debian), AWSLAMBDARIC_VERSION,
+#      LAMBDA_IMAGE_PRINT_SDK=1 (print the SDK pins the image installs, then exit).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,6 +32,14 @@ INCLUDE=ca-certificates,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,zlib1g,
 log() { printf '[lambda-image] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 T0=$SECONDS
+
+# --- The runtime's SDK: one source of truth, requirements-dev.txt (the tests run it too).
+mapfile -t SDK_PINS < <(grep -oE '^(boto3|botocore)==[0-9.]+' "$ROOT/requirements-dev.txt" || true)
+[[ ${#SDK_PINS[@]} -eq 2 ]] || die "requirements-dev.txt must pin boto3==X and botocore==Y (found: ${SDK_PINS[*]:-none})"
+if [[ ${LAMBDA_IMAGE_PRINT_SDK:-0} == 1 ]]; then
+  printf '%s\n' "${SDK_PINS[@]}"
+  exit 0
+fi
 step_start=$SECONDS
 step() { step_start=$SECONDS; log "$*"; }
 step_done() { log "  done in $((SECONDS - step_start)) s"; }
@@ -49,8 +59,11 @@ if grep -qE '^[[:space:]]*Architectures:.*\barm64\b' "$TEMPLATE" && [[ $ARCH != 
 fi
 IMAGE=public.ecr.aws/lambda/python:$MINOR-$ARCH
 
-if [[ ${LAMBDA_IMAGE_REBUILD:-0} != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE already exists in the engine; nothing to do ($((SECONDS - T0)) s)"
+# The image records the SDK it was built with: a change of the pins rebuilds it.
+SDK_LABEL="${SDK_PINS[*]}"
+built_sdk=$(docker image inspect -f '{{ index .Config.Labels "videodb-retry.sdk" }}' "$IMAGE" 2>/dev/null || true)
+if [[ ${LAMBDA_IMAGE_REBUILD:-0} != 1 && $built_sdk == "$SDK_LABEL" ]]; then
+  log "$IMAGE already exists in the engine with $SDK_LABEL; nothing to do ($((SECONDS - T0)) s)"
   echo "$IMAGE"
   exit 0
 fi
@@ -122,11 +135,10 @@ mkdir -p "$ROOTFS/var"
 [[ $PREFIX == /var/lang ]] || ln -sfn "$PREFIX" "$ROOTFS/var/lang"
 step_done
 
-boto3_pin=$(grep -oE '^boto3==[0-9.]+' "$ROOT/requirements-dev.txt" 2>/dev/null || echo boto3)
-step "pip install awslambdaric==$AWSLAMBDARIC_VERSION $boto3_pin into the image's Python"
+step "pip install awslambdaric==$AWSLAMBDARIC_VERSION ${SDK_PINS[*]} into the image's Python"
 "$LAMBDA_PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
   --root-user-action=ignore --only-binary=:all: --target "$ROOTFS$PREFIX/lib/python$MINOR/site-packages" \
-  "awslambdaric==$AWSLAMBDARIC_VERSION" "$boto3_pin" 2> >(grep -v 'is ignored: it is neither a file' >&2)
+  "awslambdaric==$AWSLAMBDARIC_VERSION" "${SDK_PINS[@]}" 2> >(grep -v 'is ignored: it is neither a file' >&2)
 step_done
 
 mkdir -p "$ROOTFS/var/runtime" "$ROOTFS/var/task" "$ROOTFS/opt"
@@ -146,7 +158,7 @@ chmod 755 "$ROOTFS/var/runtime/bootstrap" "$ROOTFS/lambda-entrypoint.sh"
 
 step "smoke test: the copied Python imports ssl, awslambdaric and boto3 in the rootfs"
 chroot "$ROOTFS" /var/lang/bin/python"$MINOR" -c \
-  'import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, awslambdaric, boto3; print("python", __import__("sys").version.split()[0], "boto3", boto3.__version__)' >&2 \
+  'import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, awslambdaric, boto3, botocore; print("python", __import__("sys").version.split()[0], "boto3", boto3.__version__, "botocore", botocore.__version__)' >&2 \
   || die "the copied Python does not run inside the rootfs"
 step_done
 
@@ -160,6 +172,7 @@ tar -C "$ROOTFS" -c . | docker import \
   -c 'ENV LAMBDA_RUNTIME_DIR=/var/runtime' \
   -c 'ENTRYPOINT ["/lambda-entrypoint.sh"]' \
   -c 'CMD ["app.lambda_handler"]' \
+  -c "LABEL videodb-retry.sdk=\"$SDK_LABEL\"" \
   -m "offline Lambda python$MINOR base image (scripts/container/lambda-image.sh)" \
   - "$IMAGE" >/dev/null
 step_done

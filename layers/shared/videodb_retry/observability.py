@@ -1,16 +1,18 @@
-"""Logger, metrics and tracer shared by the functions, and the names of the metrics."""
+"""Logger and metrics shared by the functions, and the names of the metrics.
+
+No tracer: Powertools' Tracer needs the AWS X-Ray SDK, which reaches end of support on
+2027-02-25. The template's ``Tracing: Active`` (functions and state machine) still records a
+segment per invocation and the service map, with no package in the layer.
+"""
 
 from __future__ import annotations
 
 import threading
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics()
-# Only the libraries the functions call out with: patching all that X-Ray knows imports them
-# (and sqlite3, httpx, ...) into every cold start.
-tracer = Tracer(patch_modules=("botocore", "requests"))
 
 # Records of a batch are processed on several threads; Powertools' metric set is not
 # guarded, so every count goes through one lock.
