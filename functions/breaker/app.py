@@ -55,7 +55,9 @@ breaker = Breaker(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A scheduled tick, or an operator's ``open`` / ``close`` / ``status``."""
     action = event.get("action", "tick") if isinstance(event, dict) else "tick"
-    reason = str(event.get("reason") or "no reason given")[:MAX_REASON_CHARS] if isinstance(event, dict) else ""
+    reason = (
+        str(event.get("reason") or "no reason given")[:MAX_REASON_CHARS] if isinstance(event, dict) else ""
+    )
     if action == "open":
         report = breaker.open_by_hand(reason)
     elif action == "close":

@@ -57,7 +57,11 @@ def describe(report: dict[str, Any]) -> str:
     """Two human lines: the mode and since when, then why."""
     since = iso_time(report.get("since")) or "never changed"
     if report["mode"] == "open":
-        head = "open (retries paused" + (", by hand: probes off" if report.get("manual") else "; probing VideoDB") + ")"
+        head = (
+            "open (retries paused"
+            + (", by hand: probes off" if report.get("manual") else "; probing VideoDB")
+            + ")"
+        )
         extra = f"probes so far: {report.get('probes', 0)}"
     else:
         head = f"closed (retries running, concurrency up to {report.get('concurrency')})"

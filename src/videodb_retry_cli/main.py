@@ -209,10 +209,14 @@ def build_parser() -> Parser:
         "resumes them at once, ramping up. The breaker function does it (lambda:InvokeFunction).",
     )
     p.add_argument("action", nargs="?", default="status", choices=breaker.ACTIONS, help="default: status")
-    p.add_argument("--reason", metavar="TEXT", help="why (required for open and close; recorded and announced)")
+    p.add_argument(
+        "--reason", metavar="TEXT", help="why (required for open and close; recorded and announced)"
+    )
     p.add_argument("--json", action="store_true", help="print the breaker's report as JSON")
     p.add_argument(
-        "--function-name", metavar="NAME", help="the breaker function (default: stack output BreakerFunctionName)"
+        "--function-name",
+        metavar="NAME",
+        help="the breaker function (default: stack output BreakerFunctionName)",
     )
 
     commands.add_parser(

@@ -84,7 +84,11 @@ class RunResult:
 
     def line(self) -> str:
         """The summary line ``make outage`` prints."""
-        drain = "not drained" if self.drain_virtual_seconds is None else f"{self.drain_virtual_seconds / 60:.0f} min"
+        drain = (
+            "not drained"
+            if self.drain_virtual_seconds is None
+            else f"{self.drain_virtual_seconds / 60:.0f} min"
+        )
         calls = self.calls_while_down
         return (
             f"{self.label}: lost {self.lost}, transient_exhausted {self.transient_exhausted}, "
@@ -133,7 +137,9 @@ def outage_hook(config: OutageConfig, down_at: float, up_at: float) -> Callable[
 class OutageRun:
     """One run: the stack, the sandbox, the consumer and the breaker's schedule."""
 
-    def __init__(self, config: OutageConfig, stack: EmulatedStack, sandbox: SandboxServer, breaker: bool) -> None:
+    def __init__(
+        self, config: OutageConfig, stack: EmulatedStack, sandbox: SandboxServer, breaker: bool
+    ) -> None:
         self.config = config
         self.stack = stack
         self.sandbox = sandbox
@@ -141,7 +147,9 @@ class OutageRun:
         self.consumer = QueueConsumer(stack, redelivery_seconds=None)  # the function's own backoff
         self.ids = [f"download-outage-{i:05d}" for i in range(config.downloads)]
         self.early = [f"download-inflight-{i:04d}" for i in range(config.in_flight)]
-        self.result = RunResult("with the breaker" if breaker else "without the breaker", len(self.ids) + len(self.early))
+        self.result = RunResult(
+            "with the breaker" if breaker else "without the breaker", len(self.ids) + len(self.early)
+        )
 
     def run(self) -> RunResult:
         """Start workflows, take VideoDB down with the burst on the queue, bring it back, drain."""
@@ -224,7 +232,9 @@ class OutageRun:
         result, everyone = self.result, set(self.ids) | set(self.early)
         succeeded, dead = self._succeeded() & everyone, self._dead_lettered()
         result.succeeded = len(succeeded)
-        result.transient_exhausted = sum(1 for i, c in dead.items() if i in everyone and c in ("transient_exhausted", "sqs_redrive"))
+        result.transient_exhausted = sum(
+            1 for i, c in dead.items() if i in everyone and c in ("transient_exhausted", "sqs_redrive")
+        )
         result.other_dead_letters = sum(1 for i in dead if i in everyone) - result.transient_exhausted
         missing = everyone - succeeded - dead.keys()
         if self._queue_is_empty() and self.stack.running_executions() == 0:
@@ -239,7 +249,11 @@ class OutageRun:
         result.max_receive_count = max((d.receive_count for d in self.consumer.deliveries), default=0)
 
     def _queue_is_empty(self) -> bool:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
         attributes = self.stack.client("sqs").get_queue_attributes(
             QueueUrl=self.stack.retry_queue_url, AttributeNames=names
         )["Attributes"]
@@ -264,21 +278,35 @@ def _calls_between(sandbox: SandboxServer, start: float, end: float) -> dict[str
 def run_outage(config: OutageConfig, breaker: bool, verbose: bool = False) -> RunResult:
     """One run in its own sandbox and emulated stack."""
     with SandboxServer(api_key=API_KEY) as sandbox, local_aws(), quiet(verbose), quick_thread_switches():
-        with EmulatedStack(API_KEY, scaled_parameters(config, breaker, sandbox.base_url)) as stack:
+        stack = EmulatedStack(API_KEY, scaled_parameters(config, breaker, sandbox.base_url))
+        with stack:
             return OutageRun(config, stack, sandbox, breaker).run()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line of ``python -m videodb_retry_local.outage``."""
     parser = argparse.ArgumentParser(prog="make outage", description=__doc__.splitlines()[0])
-    parser.add_argument("--downloads", type=int, default=OutageConfig.downloads, help="downloads failing at once")
-    parser.add_argument("--hours", type=float, default=OutageConfig.outage_hours, help="virtual hours VideoDB is down")
-    parser.add_argument("--scale", type=float, default=OutageConfig.scale, help="virtual seconds per real second")
-    parser.add_argument("--in-flight", type=int, default=OutageConfig.in_flight, help="workflows polling at the start")
     parser.add_argument(
-        "--workflow-share", type=float, default=OutageConfig.workflow_share, help="share of the burst followed by a workflow"
+        "--downloads", type=int, default=OutageConfig.downloads, help="downloads failing at once"
     )
-    parser.add_argument("--timeout", type=float, default=OutageConfig.timeout_seconds, help="real seconds per run")
+    parser.add_argument(
+        "--hours", type=float, default=OutageConfig.outage_hours, help="virtual hours VideoDB is down"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=OutageConfig.scale, help="virtual seconds per real second"
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=OutageConfig.in_flight, help="workflows polling at the start"
+    )
+    parser.add_argument(
+        "--workflow-share",
+        type=float,
+        default=OutageConfig.workflow_share,
+        help="share of the burst followed by a workflow",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=OutageConfig.timeout_seconds, help="real seconds per run"
+    )
     parser.add_argument("--only", choices=("with", "without"), help="run one of the two")
     parser.add_argument("--verbose", action="store_true", help="let the functions log")
     args = parser.parse_args(argv)
@@ -300,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{config.downloads} downloads failing at once ({config.workflow_share:.0%} followed by a workflow), "
         f"{config.in_flight} workflows polling, VideoDB down "
-        f"{config.outage_hours:g} h; time x{config.scale:g} ({config.real(config.outage_hours * 3600):.0f} s real)",
+        f"{config.outage_hours:g} h; time x{config.scale:g} "
+        f"({config.real(config.outage_hours * 3600):.0f} s real)",
         flush=True,
     )
     goal_met = True

@@ -467,13 +467,10 @@ class EmulatedStack:
                 BatchSize=int(source.get("BatchSize", 10)),
                 Enabled=bool(source.get("Enabled", True)),
                 FunctionResponseTypes=source.get("FunctionResponseTypes", []),
-                **(
-                    {"ScalingConfig": {"MaximumConcurrency": int(source["ScalingConfig"]["MaximumConcurrency"])}}
-                    if "MaximumConcurrency" in source.get("ScalingConfig", {})
-                    else {}
-                ),
+                **_scaling_config(source),
             )
-            for queue in sqs_backends[mapping["EventSourceArn"].split(":")[4]][self.ids.region].queues.values():
+            account = source["Queue"].split(":")[4]  # arn:aws:sqs:region:account:name
+            for queue in sqs_backends[account][self.ids.region].queues.values():
                 if queue.queue_arn == source["Queue"]:
                     queue.lambda_event_source_mappings.pop(mapping["FunctionArn"], None)
             self.ids.resources[f"{logical_id}{event_name}"] = Physical(ref=mapping["UUID"])
@@ -874,6 +871,14 @@ class QueueConsumer:
         known = {m["MessageId"] for m in messages}
         # Lambda treats an unknown or empty identifier as a failure of the whole batch.
         return known if ids - known else ids  # type: ignore[return-value]
+
+
+def _scaling_config(source: dict[str, Any]) -> dict[str, Any]:
+    """The SQS event's ScalingConfig as CreateEventSourceMapping takes it (an int)."""
+    scaling = source.get("ScalingConfig", {})
+    if "MaximumConcurrency" not in scaling:
+        return {}
+    return {"ScalingConfig": {"MaximumConcurrency": int(scaling["MaximumConcurrency"])}}
 
 
 def _configure_observability(environment: dict[str, str]) -> None:

@@ -51,7 +51,9 @@ def breaker_events(stack: EmulatedStack) -> list[str]:
     return [e["detail-type"] for e in stack.outcome_events() if e["detail-type"].startswith("Retry ")]
 
 
-def enqueue(stack: EmulatedStack, sandbox: SandboxServer, count: int, prefix: str = "download-b") -> list[str]:
+def enqueue(
+    stack: EmulatedStack, sandbox: SandboxServer, count: int, prefix: str = "download-b"
+) -> list[str]:
     ids = [f"{prefix}{i:03d}" for i in range(count)]
     for download_id in ids:
         sandbox.script(download_id, answer_done_at_once=True)
@@ -97,7 +99,9 @@ def test_open_pauses_the_queue_and_receive_counts_stop_growing(stack, sandbox, c
     assert len(consumer.deliveries) == receives, "a disabled mapping must receive nothing"
     sqs = stack.client("sqs")
     waiting = sqs.get_queue_attributes(QueueUrl=stack.retry_queue_url, AttributeNames=["All"])["Attributes"]
-    assert int(waiting["ApproximateNumberOfMessages"]) + int(waiting["ApproximateNumberOfMessagesNotVisible"]) == len(ids)
+    assert int(waiting["ApproximateNumberOfMessages"]) + int(
+        waiting["ApproximateNumberOfMessagesNotVisible"]
+    ) == len(ids)
     assert not stack.dead_letters()
 
 
@@ -175,8 +179,13 @@ def test_a_refused_mapping_switch_fails_the_tick_and_is_not_stored(stack, sandbo
 def test_flapping_api_loses_nothing_and_dead_letters_nothing():
     # Down 10 virtual minutes, up 5, for an hour; 60 downloads at once, a few workflows polling.
     config = OutageConfig(
-        downloads=60, outage_hours=1.0, scale=120.0, in_flight=2, workflow_share=0.2,
-        timeout_seconds=240.0, flapping=(600.0, 300.0),
+        downloads=60,
+        outage_hours=1.0,
+        scale=120.0,
+        in_flight=2,
+        workflow_share=0.2,
+        timeout_seconds=240.0,
+        flapping=(600.0, 300.0),
     )
     result = run_outage(config, breaker=True)
     assert result.lost == 0 and result.unfinished == 0, result.line()
@@ -188,9 +197,13 @@ def test_flapping_api_loses_nothing_and_dead_letters_nothing():
 def test_make_outage_small_shows_the_goal_and_the_contrast():
     """A small `make outage`: 3 virtual hours down. With the breaker nothing is lost or
     exhausted and VideoDB hears about one probe a minute; without it, messages exhaust."""
-    config = OutageConfig(downloads=40, outage_hours=3.0, scale=240.0, in_flight=2, workflow_share=0.1, timeout_seconds=300.0)
+    config = OutageConfig(
+        downloads=40, outage_hours=3.0, scale=240.0, in_flight=2, workflow_share=0.1, timeout_seconds=300.0
+    )
     with_breaker = run_outage(config, breaker=True)
-    assert (with_breaker.lost, with_breaker.transient_exhausted, with_breaker.unfinished) == (0, 0, 0), with_breaker.line()
+    assert (with_breaker.lost, with_breaker.transient_exhausted, with_breaker.unfinished) == (0, 0, 0), (
+        with_breaker.line()
+    )
     minutes_down = config.outage_hours * 60
     assert with_breaker.calls_while_down["probes"] <= minutes_down + 1
     assert with_breaker.max_receive_count < 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import replace
 
 import pytest
@@ -88,7 +90,7 @@ def test_ramp_doubles_from_the_start_and_never_passes_the_maximum(th, ticks):
     for i in range(ticks):
         state = breaker.on_tick(state, [], NOW + i + 1, th).state
         seen.append(state.concurrency)
-    assert all(b <= max(2 * a, th.max_concurrency) and b >= a for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b <= max(2 * a, th.max_concurrency) and b >= a for a, b in itertools.pairwise(seen))
     assert max(seen) <= th.max_concurrency
     if ticks >= 10:
         assert seen[-1] == th.max_concurrency
@@ -142,8 +144,15 @@ def test_flapping_api_reopens_during_the_ramp():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"window_seconds": 0}, {"min_attempts": 0}, {"failure_ratio": 0}, {"failure_ratio": 1.5},
-     {"ramp_start": 1}, {"max_concurrency": 1001}, {"probe_interval_seconds": -1}],
+    [
+        {"window_seconds": 0},
+        {"min_attempts": 0},
+        {"failure_ratio": 0},
+        {"failure_ratio": 1.5},
+        {"ramp_start": 1},
+        {"max_concurrency": 1001},
+        {"probe_interval_seconds": -1},
+    ],
 )
 def test_thresholds_out_of_range_are_refused(kwargs):
     with pytest.raises(ValueError):

@@ -46,7 +46,9 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if self.window_seconds < 1 or self.min_attempts < 1 or self.probe_interval_seconds < 0:
-            raise ValueError("window_seconds and min_attempts must be positive, the probe interval not negative")
+            raise ValueError(
+                "window_seconds and min_attempts must be positive, the probe interval not negative"
+            )
         if not 0 < self.failure_ratio <= 1:
             raise ValueError("failure_ratio must be in (0, 1]")
         for name in ("ramp_start", "max_concurrency"):
@@ -166,9 +168,13 @@ def after_probe(state: State, answered: bool, now: float, thresholds: Thresholds
 def open_(state: State, now: float, reason: str, manual: bool) -> Change:
     """Open (or, when already open, mark it manual): retries pause."""
     if state.mode is Mode.OPEN:
-        return Change(replace(state, manual=state.manual or manual, reason=reason if manual else state.reason))
+        return Change(
+            replace(state, manual=state.manual or manual, reason=reason if manual else state.reason)
+        )
     # last_probe_at = now: the first probe comes one interval after opening, not at once.
-    opened = replace(state, mode=Mode.OPEN, since=now, reason=reason, manual=manual, last_probe_at=now, probes=0)
+    opened = replace(
+        state, mode=Mode.OPEN, since=now, reason=reason, manual=manual, last_probe_at=now, probes=0
+    )
     return Change(opened, PAUSED)
 
 

@@ -37,9 +37,11 @@ class DynamoDBBreakerStore:
 
     def load(self) -> State:
         """The stored state; a breaker never stored is closed."""
-        item = client("dynamodb").get_item(
-            TableName=self._table, Key={"id": {"S": STATE_KEY}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            client("dynamodb")
+            .get_item(TableName=self._table, Key={"id": {"S": STATE_KEY}}, ConsistentRead=True)
+            .get("Item")
+        )
         if not item:
             return State()
         return State(
@@ -136,7 +138,9 @@ class MappingSwitch:
         )
         mappings = answer.get("EventSourceMappings", [])
         if len(mappings) != 1:
-            raise SwitchRefused(f"expected one event source mapping for the retry queue, found {len(mappings)}")
+            raise SwitchRefused(
+                f"expected one event source mapping for the retry queue, found {len(mappings)}"
+            )
         return dict(mappings[0])
 
     def apply(self, mode: Mode, concurrency: int) -> bool:
@@ -160,7 +164,9 @@ class MappingSwitch:
             client("lambda").update_event_source_mapping(**change)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise SwitchRefused(f"UpdateEventSourceMapping refused: {error.get('Code')}: {error.get('Message')}") from None
+            raise SwitchRefused(
+                f"UpdateEventSourceMapping refused: {error.get('Code')}: {error.get('Message')}"
+            ) from None
         return True
 
 
@@ -185,7 +191,9 @@ class PauseAnnouncer:
         )
         if answer.get("FailedEntryCount"):
             entry = answer["Entries"][0]
-            raise RuntimeError(f"EventBridge refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise RuntimeError(
+                f"EventBridge refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )
 
 
 def _number(value: float) -> str:
