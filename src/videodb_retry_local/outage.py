@@ -160,11 +160,12 @@ class OutageRun:
         for n, download_id in enumerate(self.ids):
             # In error; once VideoDB is up its retry succeeds (after a workflow for some).
             self.sandbox.script(download_id, answer_done_at_once=n >= followed)
+        for first in range(0, len(self.ids), 10):
+            self._send([json.dumps({"download_id": i}) for i in self.ids[first : first + 10]])
+        # The burst is on the queue: VideoDB goes down now, for the outage's whole length.
         down_at = time.monotonic()
         up_at = down_at + self.config.real(self.config.outage_hours * 3600)
         self.sandbox.set_outage(outage_hook(self.config, down_at, up_at))
-        for first in range(0, len(self.ids), 10):
-            self._send([json.dumps({"download_id": i}) for i in self.ids[first : first + 10]])
         finished_at = self._drive(up_at, deadline)
         self.sandbox.set_outage(None)
         self._account(down_at, up_at, finished_at)

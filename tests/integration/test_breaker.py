@@ -196,7 +196,9 @@ def test_flapping_api_loses_nothing_and_dead_letters_nothing():
 
 def test_make_outage_small_shows_the_goal_and_the_contrast():
     """A small `make outage`: 3 virtual hours down. With the breaker nothing is lost or
-    exhausted and VideoDB hears about one probe a minute; without it, messages exhaust."""
+    exhausted, messages are received a few times only and VideoDB hears about one probe a
+    minute; without it every message keeps being received (how many reach the DLQ within the
+    outage depends on how fast this machine runs the consumer, so that is not asserted)."""
     config = OutageConfig(
         downloads=40, outage_hours=3.0, scale=240.0, in_flight=2, workflow_share=0.1, timeout_seconds=300.0
     )
@@ -204,9 +206,12 @@ def test_make_outage_small_shows_the_goal_and_the_contrast():
     assert (with_breaker.lost, with_breaker.transient_exhausted, with_breaker.unfinished) == (0, 0, 0), (
         with_breaker.line()
     )
+    assert with_breaker.other_dead_letters == 0 and with_breaker.succeeded == with_breaker.downloads
+    assert with_breaker.paused >= 1 and with_breaker.resumed >= 1
     minutes_down = config.outage_hours * 60
-    assert with_breaker.calls_while_down["probes"] <= minutes_down + 1
-    assert with_breaker.max_receive_count < 10
+    assert 0 < with_breaker.calls_while_down["probes"] <= minutes_down + 1
+    assert with_breaker.max_receive_count <= 4, with_breaker.line()
     without = run_outage(config, breaker=False)
-    assert without.transient_exhausted > 0, without.line()
-    assert without.lost == 0, without.line()
+    assert without.lost == 0 and without.paused == 0, without.line()
+    assert without.max_receive_count > with_breaker.max_receive_count + 2, without.line()
+    assert without.calls_while_down["retries"] > 2 * with_breaker.calls_while_down["retries"], without.line()
