@@ -40,6 +40,7 @@ VIRTUAL_TIMING = {
     "RedeliveryMaxDelaySeconds": 900,
     "BreakerWindowSeconds": 300,
 }
+LOCAL_MIN_WINDOW_SECONDS = 10
 TICK_VIRTUAL_SECONDS = 60  # the breaker's schedule: rate(1 minute)
 PROBE_VIRTUAL_SECONDS = 60  # BreakerProbeIntervalSeconds' default
 
@@ -110,6 +111,11 @@ def scaled_parameters(config: OutageConfig, breaker: bool, sandbox_url: str) -> 
         {
             "VideoDBApiBaseUrl": sandbox_url,
             "BreakerEnabled": "true" if breaker else "false",
+            # The local consumer runs one batch at a time, far below Lambda's pollers: a window
+            # scaled to 2-3 s would rarely hold BreakerMinAttempts records, so it holds 10 s.
+            "BreakerWindowSeconds": max(
+                LOCAL_MIN_WINDOW_SECONDS, round(VIRTUAL_TIMING["BreakerWindowSeconds"] / config.scale)
+            ),
             # 0 = a probe on every tick: the tick itself is the once-a-minute bound.
             "BreakerProbeIntervalSeconds": round(PROBE_VIRTUAL_SECONDS / config.scale),
             "LogLevel": "ERROR",
