@@ -12,7 +12,7 @@ LINTERS := $(LINT_VENV)/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: deps demo test lint unit integration contract validate containers container soak bench iam iam-deps package clean
+.PHONY: deps demo test lint unit integration contract validate containers container soak outage bench iam iam-deps package clean
 
 deps: $(STAMP)
 
@@ -74,6 +74,11 @@ container: deps $(SAM) containers
 # The full soak (10,000 messages, faults and duplicates injected); make test runs a small one.
 soak: deps
 	$(PY) -m videodb_retry_local.soak $(SOAK_ARGS)
+
+# A long VideoDB outage replayed (time compressed), with and without the circuit breaker;
+# make test runs a small one (tests/integration/test_breaker.py).
+outage: deps
+	$(PY) -m videodb_retry_local.outage $(OUTAGE_ARGS)
 
 # Performance figures, each a ratio to a baseline measured in the same run (bench/results.md).
 bench: deps $(SAM)

@@ -6,6 +6,7 @@ error are reported back as failures, so SQS redelivers exactly those.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -14,6 +15,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.batch import ConcurrentBatchProcessor
+from videodb_retry.breaker_aws import DynamoDBBreakerStore
+from videodb_retry.breaker_control import OutcomeCounter, enabled_from_env, thresholds_from_env
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.delivery import RecordDelivery
@@ -42,6 +45,12 @@ delivery = RecordDelivery(
 # Records run concurrently (RetryBatchConcurrency); a batch whose every record failed is
 # still a partial response, not a function error.
 processor = ConcurrentBatchProcessor(settings.batch_concurrency, raise_on_entire_batch_failure=False)
+# The circuit breaker's counts: each batch's records and transient failures (see breaker.py).
+breaker_counts = (
+    OutcomeCounter(thresholds_from_env(), DynamoDBBreakerStore(settings.idempotency_table_name), time.time)
+    if enabled_from_env()
+    else None
+)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
@@ -59,6 +68,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """SQS batch entry point with partial batch responses."""
     ledger.register_lambda_context(context)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    if breaker_counts is not None:
+        breaker_counts.record(len(event.get("Records", [])), len(response.get("batchItemFailures", [])))
+    return response

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from videodb_retry import __version__
 
-from videodb_retry_cli import PROG, enqueue, local, redrive, status
+from videodb_retry_cli import PROG, breaker, enqueue, local, redrive, status
 from videodb_retry_cli.aws import Aws, AwsOptions, describe_error, one_line
 from videodb_retry_cli.errors import CliError
 from videodb_retry_cli.stack import DEFAULT_CONFIG_ENV, SamConfig, Targets
@@ -25,7 +25,12 @@ from videodb_retry_cli.stack import DEFAULT_CONFIG_ENV, SamConfig, Targets
 _VALUE_OPTIONS = ("--region", "--profile", "--endpoint-url", "--stack-name", "--config-file", "--config-env")
 
 Command = Callable[[Any, Aws, Targets], int]
-COMMANDS: dict[str, Command] = {"enqueue": enqueue.run, "redrive": redrive.run, "status": status.run}
+COMMANDS: dict[str, Command] = {
+    "enqueue": enqueue.run,
+    "redrive": redrive.run,
+    "status": status.run,
+    "breaker": breaker.run,
+}
 
 DESCRIPTION = """\
 Operate a deployed videodb-retry stack: queue download ids for a retry, move the dead-letter
@@ -194,6 +199,24 @@ def build_parser() -> Parser:
     )
     p.add_argument(
         "--state-machine-arn", metavar="ARN", help="the workflow (default: stack output RetryWorkflowArn)"
+    )
+
+    p = command(
+        "breaker",
+        "see the circuit breaker, or open / close it by hand",
+        "The circuit breaker pauses the retry queue while VideoDB fails (see README, Outage mode).\n"
+        "'status' shows it; 'open' pauses retries until 'close' (no probes meanwhile); 'close'\n"
+        "resumes them at once, ramping up. The breaker function does it (lambda:InvokeFunction).",
+    )
+    p.add_argument("action", nargs="?", default="status", choices=breaker.ACTIONS, help="default: status")
+    p.add_argument(
+        "--reason", metavar="TEXT", help="why (required for open and close; recorded and announced)"
+    )
+    p.add_argument("--json", action="store_true", help="print the breaker's report as JSON")
+    p.add_argument(
+        "--function-name",
+        metavar="NAME",
+        help="the breaker function (default: stack output BreakerFunctionName)",
     )
 
     commands.add_parser(

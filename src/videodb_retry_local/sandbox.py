@@ -169,6 +169,7 @@ class SandboxServer:
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._outage: Callable[[str, str], int | None] | None = None
         self._clear()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -217,6 +218,13 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     # -- set-up --------------------------------------------------------------------------
+
+    def set_outage(self, hook: Callable[[str, str], int | None] | None) -> None:
+        """An API-wide outage: ``hook(method, path)`` returns the status (5xx) every call
+        answers, or None to answer normally; ``None`` ends it. The hook decides per request,
+        so it can model "down" (always 503) or a flapping API (by time or call count)."""
+        with self._lock:
+            self._outage = hook
 
     def rotate_key(self, new_key: str) -> None:
         """Accept only ``new_key`` from now on (the old key gets 401)."""
@@ -313,6 +321,8 @@ class SandboxServer:
                 body: bytes) -> _Answer:
         token = headers.get("x-access-token", "")
         with self._lock:
+            if self._outage is not None and (status := self._outage(method, path)) is not None:
+                return _error(status, "Service unavailable (sandbox outage)")
             if not hmac.compare_digest(token.encode(), self._key.encode()):
                 return _error(401, "Invalid or missing x-access-token")
             if match := _DOWNLOAD_PATH.match(path):

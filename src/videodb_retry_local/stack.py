@@ -452,6 +452,32 @@ class EmulatedStack:
             timeout_seconds=int(properties.get("Timeout", 3)),
         )
         self.ids.resources[logical_id] = Physical(ref=name, attributes={"Arn": answer["FunctionArn"]})
+        self._create_event_source_mappings(logical_id, name)
+
+    def _create_event_source_mappings(self, logical_id: str, function_name: str) -> None:
+        """The AWS::Lambda::EventSourceMapping SAM makes of each SQS event (logical id
+        ``<Function><Event>``). The :class:`QueueConsumer` plays it and honours its State;
+        moto's own delivery on SendMessage is detached, or it would consume the queue too."""
+        from moto.sqs.models import sqs_backends
+
+        events = self.template.properties(logical_id, self.ids).get("Events", {})
+        for event_name, event in events.items():
+            if event.get("Type") != "SQS":
+                continue
+            source = event["Properties"]
+            mapping = self.client("lambda").create_event_source_mapping(
+                FunctionName=function_name,
+                EventSourceArn=source["Queue"],
+                BatchSize=int(source.get("BatchSize", 10)),
+                Enabled=bool(source.get("Enabled", True)),
+                FunctionResponseTypes=source.get("FunctionResponseTypes", []),
+                **_scaling_config(source),
+            )
+            account = source["Queue"].split(":")[4]  # arn:aws:sqs:region:account:name
+            for queue in sqs_backends[account][self.ids.region].queues.values():
+                if queue.queue_arn == source["Queue"]:
+                    queue.lambda_event_source_mappings.pop(mapping["FunctionArn"], None)
+            self.ids.resources[f"{logical_id}{event_name}"] = Physical(ref=mapping["UUID"])
 
     def _create_state_machine(self, logical_id: str) -> None:
         properties = self.template.properties(logical_id, self.ids)
@@ -748,9 +774,23 @@ class QueueConsumer:
         # quick. None leaves it as AWS would (e.g. to watch a function's own backoff).
         self.redelivery_seconds = redelivery_seconds
         self.deliveries: list[Delivery] = []
+        self.mapping_uuid = stack.ref(f"{function}{next(iter(self._sqs_event_names(stack, function)))}")
+
+    @staticmethod
+    def _sqs_event_names(stack: EmulatedStack, function: str) -> list[str]:
+        events = stack.template.properties(function, stack.ids).get("Events", {})
+        return [name for name, event in events.items() if event.get("Type") == "SQS"]
+
+    def enabled(self) -> bool:
+        """The mapping's State as Lambda reports it: a disabled mapping receives nothing."""
+        mapping = self.stack.client("lambda").get_event_source_mapping(UUID=self.mapping_uuid)
+        return mapping["State"] == "Enabled"
 
     def poll_once(self) -> int:
-        """Receive one batch (if any) and hand it to the function; returns the record count."""
+        """Receive one batch (if any) and hand it to the function; returns the record count.
+        Nothing is received while the event source mapping is disabled (the circuit breaker)."""
+        if not self.enabled():
+            return 0
         with acting_as(self.function):  # the mapping polls with the function's execution role
             messages = self._receive()
         if not messages:
@@ -855,6 +895,12 @@ def _own_parameter_cache(function: LocalFunction) -> Iterator[None]:
         function.parameter_providers = dict(DEFAULT_PROVIDERS)
         DEFAULT_PROVIDERS.clear()
         DEFAULT_PROVIDERS.update(others)
+def _scaling_config(source: dict[str, Any]) -> dict[str, Any]:
+    """The SQS event's ScalingConfig as CreateEventSourceMapping takes it (an int)."""
+    scaling = source.get("ScalingConfig", {})
+    if "MaximumConcurrency" not in scaling:
+        return {}
+    return {"ScalingConfig": {"MaximumConcurrency": int(scaling["MaximumConcurrency"])}}
 
 
 def _configure_observability(environment: dict[str, str]) -> None:

@@ -22,6 +22,9 @@ STAR_RESOURCE_ALLOWED = {
             }
         ),
     ): "Step Functions log delivery: these CloudWatch Logs APIs do not support resource-level permissions",
+    ("BreakerFunction", frozenset({"lambda:ListEventSourceMappings"})): (
+        "finding the retry queue's mapping: ListEventSourceMappings supports no resource-level permissions"
+    ),
 }
 
 

@@ -153,6 +153,8 @@ EXPECTED = {
     | _decrypt_send("dynamodb") | {("kms:DescribeKey", KEY, via("dynamodb"))},
     "RetryWorkflowRole": _decrypt_send("sqs"),
 }
+# The circuit breaker reads the secret (its probe) and reads and writes its state items.
+EXPECTED["BreakerFunctionRole"] = EXPECTED["SweeperFunctionRole"]
 
 
 def test_each_role_gets_exactly_the_kms_actions_it_needs(with_key):
@@ -177,7 +179,7 @@ def test_an_existing_secrets_own_key_gives_the_readers_decrypt_only():
         ExistingApiKeySecretArn=SECRET, ExistingApiKeySecretKmsKeyArn=SECRET_KEY, SweeperEnabled="true"
     )
     grants = kms_grants(template, ids)
-    readers = {"RetryFunctionRole", "PollFunctionRole", "SweeperFunctionRole"}
+    readers = {"RetryFunctionRole", "PollFunctionRole", "SweeperFunctionRole", "BreakerFunctionRole"}
     for role, found in grants.items():
         wanted = {("kms:Decrypt", SECRET_KEY, via("secretsmanager"))} if role in readers else set()
         assert found == wanted, role

@@ -75,6 +75,11 @@ LIMITS: dict[str, Limit] = {
     "SweepRateMinutes": Limit("rate(N minutes) needs N >= 2 (plural unit); app: N <= 60, the shortest look-back",
                               2, 60),
     "SweepLookbackHours": Limit("app rule: up to 30 days", 1, 720),
+    "BreakerEnabled": Limit("switch", allowed=("true", "false")),
+    "BreakerWindowSeconds": Limit("app rule: at most an hour of counts", 1, 3600),
+    "BreakerMinAttempts": Limit("app rule", 1, 100000),
+    "BreakerFailureRatio": Limit("app rule: a share in (0, 1]", pattern=True),
+    "BreakerProbeIntervalSeconds": Limit("app rule: at most an hour between probes", 0, 3600),
     "AlarmEmail": Limit("SNS email subscription endpoint", pattern=True),
     "LogRetentionDays": Limit(
         "AWS::Logs::LogGroup RetentionInDays",

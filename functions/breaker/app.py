@@ -1,0 +1,72 @@
+"""Breaker function: the retry queue's circuit breaker.
+
+On its schedule (every minute) it opens the breaker when most recent retries failed
+transiently (disabling the retry queue's event source mapping), probes VideoDB while open,
+and resumes with a ramp when VideoDB answers. Invoked with ``{"action": "open" | "close" |
+"status", "reason": "..."}`` it is the operator's switch (``videodb-retry breaker``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from videodb_retry.api_key import ApiKeyProvider
+from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
+from videodb_retry.breaker_control import Breaker, thresholds_from_env
+from videodb_retry.client import VideoDBClient
+from videodb_retry.errors import TransientError
+from videodb_retry.observability import logger, metrics, tracer
+from videodb_retry.settings import current
+
+settings = current()
+videodb = VideoDBClient(settings, ApiKeyProvider(settings))
+MAX_REASON_CHARS = 500
+
+
+def probe() -> bool:
+    """One cheap, read-only call (the first download of the list): did VideoDB answer?"""
+    try:
+        videodb.list_downloads(page_index=0, count=1)
+    except TransientError as exc:
+        logger.info("probe: VideoDB still failing", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return False
+    except Exception as exc:  # a permanent refusal (e.g. 403) is still an answer
+        logger.info("probe: VideoDB answered with an error", extra={"error": type(exc).__name__})
+    return True
+
+
+breaker = Breaker(
+    thresholds=thresholds_from_env(),
+    store=DynamoDBBreakerStore(settings.idempotency_table_name),
+    switch=MappingSwitch(os.environ["RETRY_FUNCTION_NAME"], os.environ["RETRY_QUEUE_ARN"]),
+    announcer=PauseAnnouncer(settings.event_bus_name, settings.outcome_event_source),
+    probe=probe,
+    clock=time.time,
+)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A scheduled tick, or an operator's ``open`` / ``close`` / ``status``."""
+    action = event.get("action", "tick") if isinstance(event, dict) else "tick"
+    reason = (
+        str(event.get("reason") or "no reason given")[:MAX_REASON_CHARS] if isinstance(event, dict) else ""
+    )
+    if action == "open":
+        report = breaker.open_by_hand(reason)
+    elif action == "close":
+        report = breaker.close_by_hand(reason)
+    elif action == "status":
+        report = breaker.status()
+    elif action == "tick":
+        report = breaker.tick()
+    else:
+        raise ValueError(f"unknown action {action!r}: tick, open, close or status")
+    logger.info("breaker", extra={"action": action, **asdict(report)})
+    return asdict(report)

@@ -1,0 +1,205 @@
+"""The circuit breaker at work: the breaker function's tick and manual switch, and the retry
+function's counting. Typed against small Protocols; ``breaker_aws`` holds the AWS adapters,
+``breaker`` the rules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from videodb_retry import breaker
+from videodb_retry.breaker import Bucket, Change, Mode, State, Thresholds
+from videodb_retry.observability import count, logger
+
+
+class Metric:
+    """Metric names of the breaker (namespace as the other metrics)."""
+
+    OPEN = "BreakerOpen"  # 1 while open, 0 while closed: one value per tick (alarm, dashboard)
+    OPENED = "BreakerOpened"
+    CLOSED = "BreakerClosed"
+    PROBES = "BreakerProbes"
+    SWITCH_ERRORS = "BreakerSwitchErrors"
+    RECORD_ERRORS = "BreakerRecordErrors"
+
+
+class Store(Protocol):
+    """Where the state and the counting buckets live."""
+
+    def load(self) -> State: ...
+
+    def save(self, state: State) -> State: ...
+
+    def add(self, start: int, attempts: int, failures: int) -> None: ...
+
+    def buckets(self, starts: list[int]) -> list[Bucket]: ...
+
+
+class Switch(Protocol):
+    """The retry queue's event source mapping."""
+
+    def apply(self, mode: Mode, concurrency: int) -> bool: ...
+
+
+class Announcer(Protocol):
+    """Where Retry Paused / Retry Resumed go."""
+
+    def announce(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+# One cheap call to VideoDB: True when it answered (any answer but a transient failure).
+Probe = Callable[[], bool]
+
+
+def thresholds_from_env(env: Mapping[str, str] | None = None) -> Thresholds:
+    """The breaker's thresholds from the environment the template gives the functions."""
+    env = os.environ if env is None else env
+    d = Thresholds()
+    return Thresholds(
+        window_seconds=int(env.get("BREAKER_WINDOW_SECONDS") or d.window_seconds),
+        min_attempts=int(env.get("BREAKER_MIN_ATTEMPTS") or d.min_attempts),
+        failure_ratio=float(env.get("BREAKER_FAILURE_RATIO") or d.failure_ratio),
+        probe_interval_seconds=int(env.get("BREAKER_PROBE_INTERVAL_SECONDS") or d.probe_interval_seconds),
+        max_concurrency=int(env.get("RETRY_MAX_CONCURRENCY") or d.max_concurrency),
+    )
+
+
+def enabled_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """True unless BREAKER_ENABLED is "false" (the template's BreakerEnabled)."""
+    env = os.environ if env is None else env
+    return (env.get("BREAKER_ENABLED") or "true").lower() != "false"
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one tick or manual switch did."""
+
+    mode: str
+    reason: str
+    manual: bool
+    since: float
+    concurrency: int
+    probes: int
+    probed: bool = False
+    announced: str | None = None
+    mapping_changed: bool = False
+
+
+class Breaker:
+    """Reads the counts, applies the rules, switches the mapping, stores and announces."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        store: Store,
+        switch: Switch,
+        announcer: Announcer,
+        probe: Probe,
+        clock: Callable[[], float],
+    ) -> None:
+        self._thresholds = thresholds
+        self._store = store
+        self._switch = switch
+        self._announcer = announcer
+        self._probe = probe
+        self._clock = clock
+
+    def tick(self) -> Report:
+        """The scheduled run: open on failures, probe while open, ramp up while closed."""
+        now, state = self._clock(), self._store.load()
+        probed = False
+        if state.mode is Mode.CLOSED:
+            starts = breaker.window_starts(now, self._thresholds)
+            change = breaker.on_tick(state, self._store.buckets(starts), now, self._thresholds)
+        elif breaker.probe_due(state, now, self._thresholds):
+            probed = True
+            count(Metric.PROBES)
+            change = breaker.after_probe(state, self._probe(), now, self._thresholds)
+        else:
+            change = Change(state)
+        return self._carry_out(state, change, now, probed)
+
+    def open_by_hand(self, reason: str) -> Report:
+        """An operator pauses retries: open, and stay open (no probes) until closed by hand."""
+        now = self._clock()
+        state = self._store.load()
+        change = breaker.open_(state, now, f"opened by hand: {reason}", manual=True)
+        return self._carry_out(state, change, now, probed=False)
+
+    def close_by_hand(self, reason: str) -> Report:
+        """An operator resumes retries: close at once, ramping up from the start."""
+        now = self._clock()
+        state = self._store.load()
+        change = breaker.close(state, now, f"closed by hand: {reason}", self._thresholds)
+        return self._carry_out(state, change, now, probed=False)
+
+    def status(self) -> Report:
+        """The stored state, unchanged."""
+        state = self._store.load()
+        return _report(state, probed=False, announced=None, changed=False)
+
+    def _carry_out(self, before: State, change: Change, now: float, probed: bool) -> Report:
+        state = change.state
+        # The mapping first: if Lambda refuses, nothing is stored and the next tick tries again.
+        try:
+            changed = self._switch.apply(state.mode, state.concurrency)
+        except Exception as exc:
+            count(Metric.SWITCH_ERRORS)
+            logger.error("could not switch the event source mapping", extra={"error": str(exc)})
+            raise
+        if state != before:
+            state = self._store.save(state)
+        if change.announce:
+            self._announcer.announce(change.announce, _event_detail(state, now))
+            count(Metric.OPENED if state.mode is Mode.OPEN else Metric.CLOSED)
+            logger.warning("circuit breaker " + state.mode.value, extra={"reason": state.reason})
+        count(Metric.OPEN, 1 if state.mode is Mode.OPEN else 0)
+        return _report(state, probed, change.announce, changed)
+
+
+class OutcomeCounter:
+    """The retry function's part: after each batch, add its counts to the current bucket."""
+
+    def __init__(self, thresholds: Thresholds, store: Store, clock: Callable[[], float]) -> None:
+        self._thresholds = thresholds
+        self._store = store
+        self._clock = clock
+
+    def record(self, attempts: int, failures: int) -> None:
+        """Count a batch. A refused write is logged and counted, never fails the batch: the
+        records were handled, and a missing count only delays the breaker."""
+        if attempts <= 0:
+            return
+        try:
+            self._store.add(breaker.bucket_start(self._clock(), self._thresholds), attempts, failures)
+        except Exception as exc:
+            count(Metric.RECORD_ERRORS)
+            logger.error("could not count the batch for the circuit breaker", extra={"error": str(exc)})
+
+
+def _event_detail(state: State, now: float) -> dict[str, Any]:
+    return {
+        "state": state.mode.value,
+        "reason": state.reason,
+        "manual": state.manual,
+        "since": state.since,
+        "at": now,
+        "concurrency": state.concurrency if state.mode is Mode.CLOSED else 0,
+    }
+
+
+def _report(state: State, probed: bool, announced: str | None, changed: bool) -> Report:
+    fields = asdict(state)
+    return Report(
+        mode=state.mode.value,
+        reason=state.reason,
+        manual=state.manual,
+        since=fields["since"],
+        concurrency=state.concurrency,
+        probes=state.probes,
+        probed=probed,
+        announced=announced,
+        mapping_changed=changed,
+    )
