@@ -19,7 +19,7 @@ from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, Pause
 from videodb_retry.breaker_control import Breaker, thresholds_from_env
 from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
-from videodb_retry.observability import logger, metrics, tracer
+from videodb_retry.observability import logger, metrics
 from videodb_retry.settings import current
 
 settings = current()
@@ -50,7 +50,6 @@ breaker = Breaker(
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A scheduled tick, or an operator's ``open`` / ``close`` / ``status``."""

@@ -25,7 +25,7 @@ RUNTIME = load_document()["Globals"]["Function"]["Runtime"]  # e.g. python3.13
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
 LAYER_DISTRIBUTIONS = {"videodb_retry", "aws_lambda_powertools", "jmespath", "typing_extensions",
                        "requests", "urllib3", "charset_normalizer", "idna", "certifi"}
-HANDLERS = {"RetryFunction": "retry", "PollFunction": "poll", "SweeperFunction": "sweeper"}
+HANDLERS = {"RetryFunction": "retry", "PollFunction": "poll", "SweeperFunction": "sweeper", "BreakerFunction": "breaker"}
 DEV_PACKAGES = ("pytest", "_pytest", "moto", "hypothesis", "mypy", "ruff", "boto3_stubs", "openapi_core",
                 "checkov", "cfnlint", "samcli", "pip", "setuptools", "videodb_retry_local", "videodb_retry_cli")
 
@@ -157,7 +157,7 @@ def test_container_image_installs_the_same_sdk_pins():
     assert done.stdout.split() == [f"boto3=={pins['boto3']}", f"botocore=={pins['botocore']}"]
 
 
-@pytest.mark.parametrize("function", ["RetryFunction", "PollFunction", "SweeperFunction"])
+@pytest.mark.parametrize("function", sorted(HANDLERS))
 def test_functions_hold_only_their_handler(build_dir, function):
     files = {p.name for p in (build_dir / function).iterdir()}
     assert "app.py" in files
