@@ -27,7 +27,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 SQS_QUOTAS = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html"
-SQS_VISIBILITY = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html"
+SQS_VISIBILITY = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html"
+)
 SQS_SEND = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html"
 SFN_QUOTAS = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 EVENTS_SIZE = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html"
@@ -193,7 +195,9 @@ def _sqs_message(operation: str, entry: dict[str, Any]) -> Iterator[Violation]:
     yield from _sqs_text(operation, "message body characters", body)
     attributes = entry.get("MessageAttributes") or {}
     if len(attributes) > SQS_MAX_ATTRIBUTES:
-        yield Violation(operation, f"at most {SQS_MAX_ATTRIBUTES} message attributes", str(len(attributes)), SQS_QUOTAS)
+        yield Violation(
+            operation, f"at most {SQS_MAX_ATTRIBUTES} message attributes", str(len(attributes)), SQS_QUOTAS
+        )
     size = len(body.encode("utf-8", "surrogatepass"))
     for name, value in attributes.items():
         data_type = value.get("DataType", "")
@@ -205,7 +209,9 @@ def _sqs_message(operation: str, entry: dict[str, Any]) -> Iterator[Violation]:
             size += len(text.encode("utf-8", "surrogatepass"))
         size += len(name.encode()) + len(data_type.encode()) + len(value.get("BinaryValue") or b"")
     if size > SQS_MAX_MESSAGE_BYTES:
-        yield Violation(operation, f"message with attributes at most {SQS_MAX_MESSAGE_BYTES} bytes", str(size), SQS_QUOTAS)
+        yield Violation(
+            operation, f"message with attributes at most {SQS_MAX_MESSAGE_BYTES} bytes", str(size), SQS_QUOTAS
+        )
     delay = entry.get("DelaySeconds")
     if delay is not None and not 0 <= int(delay) <= SQS_MAX_DELAY_SECONDS:
         yield Violation(operation, f"DelaySeconds 0-{SQS_MAX_DELAY_SECONDS}", str(delay), SQS_SEND)
@@ -218,7 +224,9 @@ def _send_message(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violati
 def _send_message_batch(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
     entries = params.get("Entries", [])
     if not 1 <= len(entries) <= SQS_MAX_BATCH_ENTRIES:
-        yield Violation("SendMessageBatch", f"1-{SQS_MAX_BATCH_ENTRIES} entries", str(len(entries)), SQS_QUOTAS)
+        yield Violation(
+            "SendMessageBatch", f"1-{SQS_MAX_BATCH_ENTRIES} entries", str(len(entries)), SQS_QUOTAS
+        )
     for entry in entries:
         yield from _sqs_message("SendMessageBatch", entry)
 
@@ -235,20 +243,30 @@ def _visibility(strict: StrictAws, operation: str, handle: str, seconds: Any) ->
 
 
 def _change_visibility(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
-    yield from _visibility(strict, "ChangeMessageVisibility", params.get("ReceiptHandle", ""), params.get("VisibilityTimeout", 0))
+    yield from _visibility(
+        strict, "ChangeMessageVisibility", params.get("ReceiptHandle", ""), params.get("VisibilityTimeout", 0)
+    )
 
 
 def _change_visibility_batch(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
     for entry in params.get("Entries", []):
         yield from _visibility(
-            strict, "ChangeMessageVisibilityBatch", entry.get("ReceiptHandle", ""), entry.get("VisibilityTimeout", 0)
+            strict,
+            "ChangeMessageVisibilityBatch",
+            entry.get("ReceiptHandle", ""),
+            entry.get("VisibilityTimeout", 0),
         )
 
 
 def _receive(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
     seconds = params.get("VisibilityTimeout")
     if seconds is not None and not 0 <= int(seconds) <= SQS_MAX_VISIBILITY_SECONDS:
-        yield Violation("ReceiveMessage", f"VisibilityTimeout 0-{SQS_MAX_VISIBILITY_SECONDS}", str(seconds), SQS_VISIBILITY)
+        yield Violation(
+            "ReceiveMessage",
+            f"VisibilityTimeout 0-{SQS_MAX_VISIBILITY_SECONDS}",
+            str(seconds),
+            SQS_VISIBILITY,
+        )
 
 
 # -- Step Functions, EventBridge, DynamoDB ---------------------------------------------------
@@ -260,7 +278,9 @@ def _start_execution(strict: StrictAws, params: dict[str, Any]) -> Iterator[Viol
         bad = _SFN_REFUSED_NAME_CHARS.search(name)
         if not 1 <= len(name) <= SFN_MAX_NAME or bad:
             why = f"{len(name)} characters" if not bad else f"U+{ord(bad.group()):04X} at {bad.start()}"
-            yield Violation("StartExecution", f"execution name 1-{SFN_MAX_NAME} allowed characters", why, SFN_QUOTAS)
+            yield Violation(
+                "StartExecution", f"execution name 1-{SFN_MAX_NAME} allowed characters", why, SFN_QUOTAS
+            )
     payload = params.get("input", "{}")
     size = len(payload.encode("utf-8", "surrogatepass"))
     if size > SFN_MAX_INPUT_BYTES:
@@ -277,19 +297,23 @@ def _put_events(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation
             size += len(str(entry.get(key, "")).encode("utf-8", "surrogatepass"))
         size += sum(len(r.encode("utf-8", "surrogatepass")) for r in entry.get("Resources", []))
         if size > EVENTS_MAX_ENTRY_BYTES:
-            yield Violation("PutEvents", f"entry at most {EVENTS_MAX_ENTRY_BYTES} bytes", str(size), EVENTS_SIZE)
+            yield Violation(
+                "PutEvents", f"entry at most {EVENTS_MAX_ENTRY_BYTES} bytes", str(size), EVENTS_SIZE
+            )
         try:
             detail = json.loads(entry.get("Detail", ""))
         except ValueError:
             detail = None
         if not isinstance(detail, dict):
-            yield Violation("PutEvents", "Detail must be a JSON object", repr(entry.get("Detail"))[:60], EVENTS_PUT)
+            yield Violation(
+                "PutEvents", "Detail must be a JSON object", repr(entry.get("Detail"))[:60], EVENTS_PUT
+            )
 
 
 def attribute_value_bytes(value: dict[str, Any]) -> int:
     """Approximate stored size of one DynamoDB attribute value (DynamoDB's own accounting:
     strings and binaries by their length, numbers up to 21 bytes, 3 bytes per list or map)."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8", "surrogatepass"))
     if kind == "B":
@@ -312,14 +336,18 @@ def _item_bytes(item: dict[str, Any]) -> int:
 def _put_item(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
     size = _item_bytes(params.get("Item", {}))
     if size > DYNAMODB_MAX_ITEM_BYTES:
-        yield Violation("PutItem", f"item at most {DYNAMODB_MAX_ITEM_BYTES} bytes", str(size), DYNAMODB_QUOTAS)
+        yield Violation(
+            "PutItem", f"item at most {DYNAMODB_MAX_ITEM_BYTES} bytes", str(size), DYNAMODB_QUOTAS
+        )
 
 
 def _update_item(strict: StrictAws, params: dict[str, Any]) -> Iterator[Violation]:
     # What the update writes, plus the key: a lower bound of the item's size after it.
     size = _item_bytes(params.get("Key", {})) + _item_bytes(params.get("ExpressionAttributeValues", {}))
     if size > DYNAMODB_MAX_ITEM_BYTES:
-        yield Violation("UpdateItem", f"item at most {DYNAMODB_MAX_ITEM_BYTES} bytes", str(size), DYNAMODB_QUOTAS)
+        yield Violation(
+            "UpdateItem", f"item at most {DYNAMODB_MAX_ITEM_BYTES} bytes", str(size), DYNAMODB_QUOTAS
+        )
 
 
 _RULES: dict[str, Callable[[StrictAws, dict[str, Any]], Iterator[Violation]]] = {

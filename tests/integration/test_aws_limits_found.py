@@ -4,10 +4,10 @@ with the layer on (``local_aws``): every one of these failed before its fix."""
 from __future__ import annotations
 
 import pytest
-
 from videodb_retry.sanitise import clean_text
 
-from videodb_retry_local import aws_limits, sandbox as sandbox_module
+from videodb_retry_local import aws_limits
+from videodb_retry_local import sandbox as sandbox_module
 from videodb_retry_local.aws_limits import LimitExceeded
 from videodb_retry_local.stack import QueueConsumer
 
@@ -20,7 +20,13 @@ def violations() -> list[aws_limits.Violation]:
     return list(layer.violations)
 
 
-CONTROL_TEXTS = ["not found\x00", "\x1b[31mgone\x1b[0m", "bad\x0bid\x0c", "half \ud800 surrogate", "x" * 5000 + "\x07"]
+CONTROL_TEXTS = [
+    "not found\x00",
+    "\x1b[31mgone\x1b[0m",
+    "bad\x0bid\x0c",
+    "half \ud800 surrogate",
+    "x" * 5000 + "\x07",
+]
 
 
 @pytest.mark.parametrize("text", CONTROL_TEXTS)
@@ -66,7 +72,9 @@ def test_a_retry_after_beyond_12_hours_is_capped_within_12_hours_of_the_receive(
     assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"
 
 
-def test_a_visibility_refused_by_aws_is_logged_counted_and_fails_the_run(make_stack, sandbox, caplog, monkeypatch):
+def test_a_visibility_refused_by_aws_is_logged_counted_and_fails_the_run(
+    make_stack, sandbox, caplog, monkeypatch
+):
     from videodb_retry import delivery
 
     counted: list[str] = []

@@ -7,8 +7,8 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from videodb_retry.sanitise import MAX_RESULT_BYTES, MAX_TEXT_CHARS, clean_result, clean_text, clean_value
+
 from videodb_retry_local.aws_limits import _SQS_REFUSED_CHARS
 
 JSONISH = st.recursive(
@@ -26,7 +26,12 @@ def test_cleaned_text_is_in_the_sqs_character_set_and_capped(text, cap):
     cleaned.encode("utf-8")  # no lone surrogates left
 
 
-@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="\ufffe\uffff"), max_size=MAX_TEXT_CHARS))
+@given(
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="\ufffe\uffff"),
+        max_size=MAX_TEXT_CHARS,
+    )
+)
 def test_text_that_needs_no_cleaning_is_kept_as_it_is(text):
     assert clean_text(text) == text
 
