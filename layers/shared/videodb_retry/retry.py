@@ -134,7 +134,8 @@ class RetryService:
             status = self._videodb.retry_download(request.download_id)
         except PermanentError as exc:
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
-            return {"permanent": str(exc), "code": code}
+            # Kept in the ledger's DynamoDB item (400 KB at most) and sent as the DLQ reason.
+            return {"permanent": clean_text(str(exc)), "code": code}
         count(Metric.RETRIES_ISSUED)
         if status.output_url and not self._videodb.is_on_api_origin(status.output_url):
             # Following it would send the key elsewhere, and so would every later attempt.
