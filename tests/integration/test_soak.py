@@ -15,8 +15,6 @@ import pytest
 
 from videodb_retry_local import soak
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
 SMALL = soak.SoakConfig(
     messages=300,
     workflows=30,
@@ -26,6 +24,12 @@ SMALL = soak.SoakConfig(
     timeout=90,
     shards=1,
 )
+# A loaded machine may take the soak into its overtime (up to OVERTIME_FACTOR x timeout):
+# the test must not be cut off before the soak itself would stop.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(int(SMALL.timeout * soak.OVERTIME_FACTOR + soak.SHARD_GRACE_SECONDS)),
+]
 
 
 def test_small_soak_accounts_for_every_id(capsys):
