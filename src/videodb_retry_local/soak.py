@@ -91,6 +91,11 @@ LATE_DUPLICATE_AFTER = (0.3, 2.0)
 PROGRESS_EVERY = 10.0
 # After the deadline the parent waits this long for a shard to hand in what it saw.
 SHARD_GRACE_SECONDS = 60.0
+# A slow machine makes the run slower, not wrong: past --timeout a shard goes on while it
+# still makes progress (an id ended, a record was delivered, a workflow runs) within the last
+# STALL_SECONDS, up to OVERTIME_FACTOR x --timeout; only then does it stop and report.
+STALL_SECONDS = 60.0
+OVERTIME_FACTOR = 3.0
 
 # -- the scripted mix -----------------------------------------------------------------------
 
@@ -405,13 +410,19 @@ class ShardRun:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def run(self, deadline: float) -> None:
-        """Run until done or ``deadline`` (time.time()); never longer."""
+    def run(self, deadline: float, ceiling: float | None = None) -> None:
+        """Run until done; past ``deadline`` (time.time()) only while progress is made, and
+        never past ``ceiling`` (default: the deadline)."""
         started = time.time()
+        ceiling = max(deadline, ceiling or deadline)
         next_check = next_report = started
+        progress, last_progress = (0, 0), started
         while True:
             now = time.time()
-            if now >= deadline:
+            current = (len(self.final), len(self.consumer.deliveries))
+            if current != progress:
+                progress, last_progress = current, now
+            if now >= deadline and (now >= ceiling or self._stalled(now, last_progress)):
                 self.timed_out = True
                 break
             self._top_up()
@@ -432,6 +443,10 @@ class ShardRun:
         self._drain()
         self.leftover = self._queue_counts()
         self.leftover["running"] = self._running()
+
+    def _stalled(self, now: float, last_progress: float) -> bool:
+        """Nothing ended or was delivered for STALL_SECONDS and no workflow is running."""
+        return now - last_progress >= STALL_SECONDS and self._running() == 0
 
     def _progress(self, elapsed: float) -> str:
         return (
@@ -742,7 +757,7 @@ def run_shard(
             try:
                 log(f"{len(cases)} ids, sandbox on {sandbox.base_url}, stack created")
                 run = ShardRun(stack, sandbox, cases, seed + shard, log)
-                run.run(deadline)
+                run.run(deadline, overtime_ceiling(started, deadline))
                 result = run.collect()
             finally:
                 logger.setLevel(level)
@@ -754,6 +769,11 @@ def run_shard(
         + (" (TIMED OUT)" if result["totals"]["timed_out"] else "")
     )
     return result
+
+
+def overtime_ceiling(started: float, deadline: float) -> float:
+    """The latest a shard may run while it still makes progress (see STALL_SECONDS)."""
+    return started + OVERTIME_FACTOR * max(0.0, deadline - started)
 
 
 def _shard_main(
@@ -802,7 +822,7 @@ def run_shards(
         processes.append(process)
         waiting[receiver] = index
     results: list[dict[str, Any] | None] = [None] * len(shards)
-    give_up = deadline + SHARD_GRACE_SECONDS
+    give_up = overtime_ceiling(time.time(), deadline) + SHARD_GRACE_SECONDS
     while waiting and time.time() < give_up:
         ready = multiprocessing.connection.wait(list(waiting), timeout=max(0.1, give_up - time.time()))
         for end in ready:
@@ -851,7 +871,8 @@ class Report:
 
 
 def observed_final(seen: dict[str, Any]) -> str:
-    """Where a case ended: done, failed, timed_out, dlq:<code>, or lost."""
+    """Where a case ended: done, failed, timed_out, dlq:<code>, running (a workflow still
+    ran when the shard had to stop: unfinished, not lost) or lost."""
     letters = [letter for letter in seen["letters"] if letter.get("reason")]
     if letters:
         return f"dlq:{letters[0].get('error_code')}"
@@ -862,6 +883,8 @@ def observed_final(seen: dict[str, Any]) -> str:
     ]
     if finals:
         return str(finals[-1]["status"])
+    if "RUNNING" in seen["executions"]:
+        return "running"
     return "lost"
 
 
@@ -993,6 +1016,8 @@ def account(
     order = ["done", "failed", "timed_out", *dead_lettered]
     rows = [(s, predicted[s], finals[s], matching[s]) for s in order]
     lost = finals["lost"]
+    if finals["running"]:
+        rows.append(("running", 0, finals["running"], 0))
     rows.append(("lost", 0, lost, 0))
     table_rows = [
         [
@@ -1000,11 +1025,13 @@ def account(
                 s,
                 f"DLQ, reason attribute, error_code {s[4:]}"
                 if s.startswith("dlq:")
+                else "UNFINISHED (workflow still running at the end)"
+                if s == "running"
                 else "LOST (none of these)",
             ),
             f"{p:,}",
             f"{n:,}",
-            f"{m:,}" if s != "lost" else "-",
+            f"{m:,}" if s not in ("lost", "running") else "-",
         ]
         for s, p, n, m in rows
     ]

@@ -34,6 +34,7 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.models import botocore_stubber
 
+from videodb_retry_local.aws_limits import strict_aws
 from videodb_retry_local.iam_enforcement import acting_as
 from videodb_retry_local.template import DEFAULT_TEMPLATE, Physical, PhysicalIds, Template, TemplateError
 
@@ -68,11 +69,14 @@ _INVOKE_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def local_aws() -> Iterator[None]:
-    """Fake credentials and an active moto mock configured for the local run."""
+    """Fake credentials and an active moto mock configured for the local run, with AWS's
+    limits enforced on every call (:mod:`videodb_retry_local.aws_limits`): a request real AWS
+    would refuse is refused, and the run fails on leaving this context."""
     with (
         mock.patch.dict(os.environ, FAKE_CREDENTIALS),
         mock_aws(config=MOTO_CONFIG),  # type: ignore[arg-type]
         atomic_dynamodb_writes(),
+        strict_aws(),
     ):
         yield
 

@@ -559,7 +559,15 @@ def test_permanent_failure_redriven_from_the_dlq_does_not_vanish(stack, consumer
     assert letter["attributes"]["error_code"] == "http_403"
 
     with record_spy(stack) as records:
-        stack.send_to_queue(letter["body"])  # the redrive
+        # The redrive: StartMessageMoveTask and `videodb-retry redrive` keep the attributes.
+        stack.client("sqs").send_message(
+            QueueUrl=stack.retry_queue_url,
+            MessageBody=letter["body"],
+            MessageAttributes={
+                name: {"DataType": "Number" if name == "receive_count" else "String", "StringValue": value}
+                for name, value in letter["attributes"].items()
+            },
+        )
         assert consumer.run(until=lambda: len(consumer.deliveries) == 2, timeout=10)
         wait_until(lambda: len(stack.dead_letters()) > 1 or final_outcome(stack, "dl-forbidden")(), timeout=3)
 
@@ -569,6 +577,20 @@ def test_permanent_failure_redriven_from_the_dlq_does_not_vanish(stack, consumer
     assert retried or dead_lettered_again, (
         f"the redriven message was deleted as {redriven.result!r}: not retried, not dead-lettered again"
     )
+
+
+def test_a_refused_failure_delivered_twice_is_dead_lettered_once(stack, consumer, sandbox):
+    # Twins (EventBridge at-least-once, side by side or after the first ended): the second
+    # copy does nothing, even though its attempt's refusal is replayed from the ledger.
+    sandbox.script("dl-twice", retry_status=409)
+    stack.send_to_queue("dl-twice")
+    stack.send_to_queue("dl-twice")
+    assert consumer.run(until=lambda: len(consumer.deliveries) == 2, timeout=20)
+    stack.send_to_queue("dl-twice")  # a late copy, after the first was dead-lettered
+    assert consumer.run(until=lambda: len(consumer.deliveries) == 3, timeout=20)
+    assert [m["attributes"]["error_code"] for m in dead_letters_of(stack, download_id="dl-twice")] == ["http_409"]
+    assert len(sandbox.retry_calls("dl-twice")) == 1
+    assert_queue_empty(stack, consumer)
 
 
 def test_dlq_send_failing_on_the_last_delivery_leaves_the_message_to_sqs_redrive(make_stack, sandbox):

@@ -15,8 +15,6 @@ import pytest
 
 from videodb_retry_local import soak
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
 SMALL = soak.SoakConfig(
     messages=300,
     workflows=30,
@@ -26,6 +24,12 @@ SMALL = soak.SoakConfig(
     timeout=90,
     shards=1,
 )
+# A loaded machine may take the soak into its overtime (up to OVERTIME_FACTOR x timeout):
+# the test must not be cut off before the soak itself would stop.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(int(SMALL.timeout * soak.OVERTIME_FACTOR + soak.SHARD_GRACE_SECONDS)),
+]
 
 
 def test_small_soak_accounts_for_every_id(capsys):
@@ -141,3 +145,66 @@ def test_accounting_notices_a_lost_id_and_a_duplicate_retry():
 
     # A shard that crashed hands in nothing: its ids are lost.
     assert _account(cases, None).lost == len(cases)
+
+
+def test_a_workflow_still_running_at_the_end_is_unfinished_not_lost():
+    cases = soak.make_plan(200, 20, 0.05, 0.05, seed=5, attempts=2)
+    result = _as_predicted(cases)
+    slow = next(c for c in cases if c.kind == "wf_done")
+    result["seen"][slow.key].update(events=[], executions=["RUNNING"])
+    report = _account(cases, result)
+    assert report.lost == 0 and not report.ok  # not as predicted: the run did not finish
+    assert "UNFINISHED (workflow still running at the end)" in report.text
+
+
+class _SlowShard(soak.ShardRun):
+    """A shard whose every poll is slow but keeps making progress (no stack needed)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps, self.polls = steps, 0
+        self.timed_out = False
+        self.final: set[str] = set()
+        self.consumer = type("C", (), {"deliveries": []})()
+
+    def _top_up(self) -> None: ...
+    def _send_due_late(self, now: float) -> None: ...
+    def _note_deliveries(self) -> None: ...
+    def _drain(self) -> None: ...
+    def _progress(self, elapsed: float) -> str:
+        return ""
+
+    def _queue_counts(self) -> dict[str, int]:
+        return {}
+
+    def _running(self) -> int:
+        return 0
+
+    def _finished(self) -> bool:
+        return self.polls >= self.steps
+
+    def log(self, line: str) -> None: ...
+
+    def _poll(self) -> int:
+        self.polls += 1
+        self.consumer.deliveries.append(self.polls)  # progress: a record was delivered
+        return 1
+
+
+def test_a_slow_shard_that_keeps_progressing_runs_past_its_deadline_and_finishes(monkeypatch):
+    import time
+
+    shard = _SlowShard(steps=5)
+    monkeypatch.setattr(shard, "consumer", type("C", (), {"deliveries": [], "poll_once": shard._poll})())
+    now = time.time()
+    shard.run(deadline=now, ceiling=now + 30)  # the deadline has already passed
+    assert shard.polls >= 5 and not shard.timed_out  # finished, though past its deadline
+
+
+def test_a_shard_stops_at_its_ceiling_even_while_progressing():
+    import time
+
+    shard = _SlowShard(steps=10**9)
+    shard.consumer = type("C", (), {"deliveries": [], "poll_once": shard._poll})()
+    now = time.time()
+    shard.run(deadline=now, ceiling=now + 0.5)
+    assert shard.timed_out and shard.polls > 1

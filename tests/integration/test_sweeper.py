@@ -13,6 +13,7 @@ from videodb_retry import aws_clients
 from videodb_retry.client import VideoDBClient
 from videodb_retry.settings import Settings
 from videodb_retry.sweeper import SweepSettings, Sweeper
+from videodb_retry_local.aws_limits import strict_aws
 from videodb_retry_local.sandbox import SandboxServer
 
 KEY = "sk-sweeper-key"
@@ -29,7 +30,8 @@ class Key:
 
 @pytest.fixture
 def aws():
-    with mock_aws():
+    # The sweeper is a function of the stack: its calls meet AWS's limits too.
+    with mock_aws(), strict_aws():
         aws_clients.client.cache_clear()
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(

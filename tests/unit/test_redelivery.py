@@ -21,3 +21,17 @@ def test_last_delivery():
     policy = RedeliveryPolicy(max_receive_count=5)
     assert not policy.is_last_delivery(4)
     assert policy.is_last_delivery(5)
+
+
+def test_the_longest_delay_is_accepted_by_sqs_however_late_in_its_invocation_the_record_fails():
+    # SQS counts 12 h from the receive; a record reaches the function up to the batching
+    # window (300 s) after it and fails up to the function's timeout (900 s) into the run.
+    from videodb_retry_local.aws_limits import StrictAws
+
+    now = [0.0]
+    strict = StrictAws(clock=lambda: now[0])
+    strict.after("ReceiveMessage", {}, {"Messages": [{"ReceiptHandle": "h"}]})
+    now[0] = 300 + 900
+    longest = RedeliveryPolicy(max_delay_seconds=10**9).delay(50, retry_after=10**9)
+    strict.before("ChangeMessageVisibility", {"ReceiptHandle": "h", "VisibilityTimeout": longest})
+    assert longest == MAX_VISIBILITY_SECONDS == 42_000

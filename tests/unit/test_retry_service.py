@@ -197,15 +197,28 @@ def test_a_failure_after_the_post_does_not_post_again_on_redelivery(http_server,
     assert len(http_server.seen) == 1 and len(parts["outcomes"].settled) == 1
 
 
-def test_a_refused_attempt_seen_again_is_dead_lettered_again_without_asking_videodb(http_server, make_service):
-    # e.g. redriven from the DLQ inside the idempotency window: it must not vanish.
+def test_a_refused_attempt_redriven_from_the_dlq_is_dead_lettered_again_without_asking_videodb(
+    http_server, make_service
+):
+    # Redriven inside the idempotency window (it carries the DLQ's attributes): it must not vanish.
     http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
     service, parts = make_service()
     assert service.process(message("download-1", "m-1")) is RecordResult.DEAD_LETTERED
-    assert service.process(message("download-1", "m-2")) is RecordResult.DEAD_LETTERED
+    redriven = InboundMessage(body="download-1", message_id="m-2", receive_count=1, redriven=True)
+    assert service.process(redriven) is RecordResult.DEAD_LETTERED
     assert len(http_server.seen) == 1
     assert [d["source_message_id"] for d in parts["dead_letters"].sent] == ["m-1", "m-2"]
     assert {d["error_code"] for d in parts["dead_letters"].sent} == {"http_404"}
+
+
+def test_a_duplicate_of_a_refused_attempt_does_nothing(http_server, make_service):
+    # The same failure delivered twice (no DLQ attributes): one dead letter, one POST.
+    http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
+    service, parts = make_service()
+    assert service.process(message("download-1", "m-1")) is RecordResult.DEAD_LETTERED
+    assert service.process(message("download-1", "m-2")) is RecordResult.DUPLICATE
+    assert len(http_server.seen) == 1
+    assert [d["source_message_id"] for d in parts["dead_letters"].sent] == ["m-1"]
 
 
 def test_next_attempt_is_not_a_duplicate(http_server, make_service):

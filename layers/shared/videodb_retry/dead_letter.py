@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from videodb_retry.aws_clients import client
+from videodb_retry.sanitise import TRUNCATED, clean_text
 from videodb_retry.settings import Settings
 
 MAX_ATTRIBUTE_LENGTH = 1024
-# SQS message bodies are at most 256 KiB; a body kept whole must leave room for attributes.
-MAX_BODY_BYTES = 250 * 1024
+# SQS counts the body and every attribute's name, type and value against one message limit
+# (256 KiB, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
+# the body gets what the attributes leave.
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class DeadLetterQueue:
@@ -29,6 +33,8 @@ class DeadLetterQueue:
     ) -> None:
         """Send ``body`` with its reason as message attributes.
 
+        Every attribute value is cleaned (:func:`~videodb_retry.sanitise.clean_text`): the
+        reason is often VideoDB's own message, and SQS refuses characters outside the XML set.
         Raises on failure, so the caller fails the record instead of dropping it.
         """
         attributes = {
@@ -42,23 +48,38 @@ class DeadLetterQueue:
             attributes["receive_count"] = {"DataType": "Number", "StringValue": str(receive_count)}
         client("sqs").send_message(
             QueueUrl=self._url,
-            MessageBody=_keepable(body),
+            MessageBody=_keepable(body, MAX_MESSAGE_BYTES - attribute_bytes(attributes)),
             MessageAttributes=attributes,
         )
 
 
+def is_redriven(message_attributes: Mapping[str, Any]) -> bool:
+    """True for a message this queue's DLQ held: it carries the ``error_code`` attribute sent
+    here, which SQS's StartMessageMoveTask and ``videodb-retry redrive`` both keep. A copy of
+    a message delivered twice (EventBridge, an operator) carries none."""
+    return "error_code" in message_attributes
+
+
+def attribute_bytes(attributes: dict[str, dict[str, Any]]) -> int:
+    """What SQS counts of message attributes: each name, data type and value, in UTF-8."""
+    return sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
 def _string(value: str) -> dict[str, Any]:
-    # Attribute values must be non-empty valid unicode; untrusted text is cleaned first.
-    text = value.encode("utf-8", "replace").decode("utf-8")[:MAX_ATTRIBUTE_LENGTH] or "-"
-    return {"DataType": "String", "StringValue": text}
+    # Attribute values must be non-empty and in SQS's character set.
+    return {"DataType": "String", "StringValue": clean_text(value, MAX_ATTRIBUTE_LENGTH) or "-"}
 
 
-def _keepable(body: str) -> str:
-    """The body as SQS will accept it back: valid unicode, within size, never empty."""
-    text = body.encode("utf-8", "replace").decode("utf-8") if body else ""
+def _keepable(body: str, max_bytes: int) -> str:
+    """The body as SQS will accept it back: its character set, within size, never empty."""
+    text = clean_text(body, len(body)) if body else ""
     if not text:
         return "(empty body)"
     raw = text.encode("utf-8")
-    if len(raw) > MAX_BODY_BYTES:
-        return raw[:MAX_BODY_BYTES].decode("utf-8", "ignore") + "...(truncated)"
+    if len(raw) > max_bytes:
+        room = max_bytes - len(TRUNCATED.encode())
+        return raw[:room].decode("utf-8", "ignore") + TRUNCATED
     return text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from videodb_retry.dead_letter import is_redriven
 from videodb_retry.errors import TransientError
 from videodb_retry.messages import PoisonMessage, parse_body
 from videodb_retry.observability import Metric, count, logger
@@ -38,6 +39,9 @@ class QueueRecord(Protocol):
     @property
     def attributes(self) -> Any: ...
 
+    @property
+    def message_attributes(self) -> Any: ...
+
 
 class OutOfTime(TransientError):
     """The invocation had too little time left to start this record."""
@@ -63,7 +67,12 @@ class RecordDelivery:
     def handle(self, record: QueueRecord, remaining_ms: int | None) -> RecordResult:
         """Process ``record``; raise to report it as a batch item failure."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        message = InboundMessage(body=record.body, message_id=record.message_id, receive_count=receive_count)
+        message = InboundMessage(
+            body=record.body,
+            message_id=record.message_id,
+            receive_count=receive_count,
+            redriven=is_redriven(record.message_attributes or {}),
+        )
         if remaining_ms is not None and remaining_ms < self._reserve_ms:
             self._postpone(record, UNSTARTED_DELAY_SECONDS)
             raise OutOfTime(f"not started: {remaining_ms} ms left in the invocation")
@@ -88,8 +97,14 @@ class RecordDelivery:
     def _postpone(self, record: QueueRecord, seconds: int) -> None:
         try:
             self._backoff.postpone(record.receipt_handle, seconds)
-        except Exception as exc:  # the queue's own visibility timeout still applies
-            logger.warning("could not set the record's visibility", extra={"error": _describe(exc)})
+        except Exception as exc:
+            # Tolerated (the queue's own visibility timeout still applies), never silent: the
+            # reason is logged and counted, and a local run fails on it (aws_limits.py).
+            count(Metric.AWS_REFUSALS)
+            logger.error(
+                "AWS refused the record's visibility change",
+                extra={"error": _describe(exc), "visibility_timeout_s": seconds},
+            )
 
 
 def _download_id(message: InboundMessage) -> str | None:

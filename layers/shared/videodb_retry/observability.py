@@ -32,6 +32,7 @@ class Metric:
     DUPLICATES = "Duplicates"
     POLLS = "Polls"
     FAILURES_FOUND = "FailuresFound"
+    AWS_REFUSALS = "AwsRefusals"  # a call AWS refused that the function tolerated
 
 
 def count(name: str, value: float = 1) -> None:

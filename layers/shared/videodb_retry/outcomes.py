@@ -15,6 +15,7 @@ from typing import Any
 from videodb_retry.aws_clients import client
 from videodb_retry.errors import TransientError
 from videodb_retry.messages import RetryRequest
+from videodb_retry.sanitise import clean_result, clean_text
 from videodb_retry.settings import Settings
 
 
@@ -58,10 +59,14 @@ class Outcome:
         return DETAIL_TYPES[self.ending]
 
     def detail(self) -> dict[str, Any]:
-        """The outcome event's detail (never holds the API key)."""
+        """The outcome event's detail (never holds the API key).
+
+        What VideoDB wrote (job id, error, result) is cleaned and capped here, the one place
+        every event and the workflow's copy of it are built (see sanitise.py).
+        """
         detail: dict[str, Any] = {
             "download_id": self.download_id,
-            "job_id": self.job_id,
+            "job_id": None if self.job_id is None else clean_text(self.job_id),
             "status": self.ending.value,
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
@@ -70,9 +75,9 @@ class Outcome:
             "will_retry": self.will_retry,
         }
         if self.error:
-            detail["error"] = self.error
+            detail["error"] = clean_text(self.error)
         if self.result:
-            detail["result"] = self.result
+            detail["result"] = clean_result(self.result)
         return detail
 
     def next_request(self) -> RetryRequest:
@@ -81,7 +86,7 @@ class Outcome:
         return RetryRequest(
             download_id=self.download_id,
             attempt=self.attempt + 1,
-            reason=f"attempt {self.attempt} {self.ending.value}: {why}"[:1024],
+            reason=clean_text(f"attempt {self.attempt} {self.ending.value}: {why}"),
         )
 
     def for_workflow(self, settings: Settings) -> dict[str, Any]:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from videodb_retry.aws_clients import client
 from videodb_retry.backoff import exponential_wait
 
-MAX_VISIBILITY_SECONDS = 12 * 60 * 60  # SQS's limit
+# SQS refuses a visibility that ends more than 12 h after the message's *receive*, not after
+# the call (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html).
+# A record reaches the function after Lambda's poller received it and waited for its batch
+# (MaximumBatchingWindowInSeconds, at most 300 s), and fails within the function's run (at
+# most 900 s): the longest delay leaves both out of the 12 h.
+SQS_VISIBILITY_LIMIT_SECONDS = 12 * 60 * 60
+RECEIVE_TO_CALL_SECONDS = 300 + 900
+MAX_VISIBILITY_SECONDS = SQS_VISIBILITY_LIMIT_SECONDS - RECEIVE_TO_CALL_SECONDS
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from videodb_retry.ledger import Ledger, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome, OutcomePublisher
+from videodb_retry.sanitise import clean_text
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 from videodb_retry.workflow import WorkflowStarter
@@ -50,6 +51,7 @@ class InboundMessage:
     body: str
     message_id: str
     receive_count: int = 1
+    redriven: bool = False  # moved back from the DLQ (see dead_letter.is_redriven)
 
 
 class RetryService:
@@ -97,9 +99,10 @@ class RetryService:
             )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
-        if replayed and "permanent" in issued:
-            # The same refused attempt again (e.g. redriven from the DLQ): VideoDB is not asked
-            # again, but the message must not vanish either; it goes back with the reason.
+        if replayed and "permanent" in issued and message.redriven:
+            # The refused attempt moved back from the DLQ: VideoDB is not asked again, but the
+            # message must not vanish either; it goes back with the reason. A second copy of
+            # the original failure (no DLQ attributes) is a duplicate: its twin was dead-lettered.
             return self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
         if replayed:
             return self._duplicate("this attempt was already handled")
@@ -131,7 +134,8 @@ class RetryService:
             status = self._videodb.retry_download(request.download_id)
         except PermanentError as exc:
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
-            return {"permanent": str(exc), "code": code}
+            # Kept in the ledger's DynamoDB item (400 KB at most) and sent as the DLQ reason.
+            return {"permanent": clean_text(str(exc)), "code": code}
         count(Metric.RETRIES_ISSUED)
         if status.output_url:
             try:
@@ -168,7 +172,7 @@ class RetryService:
         now = self._clock()
         state = {
             "download_id": request.download_id,
-            "job_id": status.job_id,
+            "job_id": clean_text(status.job_id or ""),
             "output_url": status.output_url,
             "attempt": request.attempt,
             "started_at": now,
