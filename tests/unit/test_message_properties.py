@@ -16,6 +16,8 @@ from videodb_retry.retry import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 
+from videodb_retry_local.aws_limits import _SQS_REFUSED_CHARS, StrictAws
+
 from .conftest import InMemoryLedger
 
 SQS_MAX_BYTES = 256 * 1024
