@@ -32,7 +32,7 @@ from unittest import mock
 import botocore.client
 from botocore.exceptions import ClientError
 
-from videodb_retry_local.iam_requests import RequestContext, requests_for
+from videodb_retry_local.iam_requests import Request, RequestContext, requests_for
 from videodb_retry_local.sam_translation import ExecutionRole
 
 EVALUATOR_DIR = Path(__file__).resolve().parents[2] / "scripts" / "iam"
@@ -132,33 +132,36 @@ class Enforcement:
     evaluator: PolicyEvaluator = field(default_factory=PolicyEvaluator)
     denials: list[Denial] = field(default_factory=list)
     authorized: set[tuple[str, str]] = field(default_factory=set)  # (principal, action) allowed
-    _cache: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    _cache: dict[tuple[str, Request], str] = field(default_factory=dict)
 
     def role_arn(self, principal: str) -> str:
         """The ARN a principal's calls are made as (its role, as in AWS)."""
         role = self.roles[principal].role_logical_id
         return f"arn:aws:iam::{self.context.account_id}:role/{role}"
 
-    def check(self, principal: str, action: str, resource: str, operation: str) -> Denial | None:
+    def check(self, principal: str, request: Request, operation: str) -> Denial | None:
         """Evaluate one request; record and return the denial if AWS would refuse it."""
         if principal not in self.roles:
             raise KeyError(f"{principal} has no execution role in the translated template")
-        key = (principal, action, resource)
+        key = (principal, request)
         if key not in self._cache:
             self._cache[key] = self.evaluator.decide(
                 {
                     "principal": self.role_arn(principal),
-                    "action": action,
-                    "resource": resource,
+                    "action": request.action,
+                    "resource": request.resource,
                     "account": self.context.account_id,
                     "identityPolicies": [{"name": n, "policy": p} for n, p in self.roles[principal].policies],
+                    # A KMS key is usable only as far as its key policy lets IAM policies grant it.
+                    "resourcePolicy": self.context.key_policies.get(request.resource),
+                    "context": dict(request.condition_keys),
                 }
             )
         decision = self._cache[key]
         if decision == "Allowed":
-            self.authorized.add((principal, action))
+            self.authorized.add((principal, request.action))
             return None
-        denial = Denial(principal, action, resource, decision, operation)
+        denial = Denial(principal, request.action, request.resource, decision, operation)
         self.denials.append(denial)
         return denial
 
@@ -204,8 +207,8 @@ class Enforcement:
         def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
             principal = _step_functions_principal(client, enforcement.workflow) or current_principal()
             if principal is not None:
-                for action, resource in requests_for(client, operation, params, enforcement.context):
-                    denial = enforcement.check(principal, action, resource, operation)
+                for request in requests_for(client, operation, params, enforcement.context):
+                    denial = enforcement.check(principal, request, operation)
                     if denial is not None:
                         raise _access_denied(enforcement.role_arn(principal), denial, operation)
             return original(client, operation, params)

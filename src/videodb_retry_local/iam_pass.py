@@ -16,18 +16,24 @@ it must exercise was not made (so the pass cannot quietly shrink).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from videodb_retry_local import demo
 from videodb_retry_local.iam_enforcement import Denial, Enforcement, acting_as
-from videodb_retry_local.iam_requests import RequestContext
+from videodb_retry_local.iam_requests import Request, RequestContext
 from videodb_retry_local.sam_translation import execution_roles, translate
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.stack import EmulatedStack, FunctionError, QueueConsumer, local_aws
-from videodb_retry_local.template import DEFAULT_TEMPLATE
+from videodb_retry_local.template import DEFAULT_TEMPLATE, PROJECT_ROOT, TemplateError
 
 TIMEOUT_SECONDS = 90
 SWEPT_ID = "dl-iam-swept"
@@ -54,7 +60,26 @@ MUST_EXERCISE = {
     ("SweeperFunction", "dynamodb:PutItem"),
     ("SweeperFunction", "events:PutEvents"),
     ("SweeperFunctionSweep", "lambda:InvokeFunction"),
+    ("RetryFunction", "dynamodb:UpdateItem"),
+    ("BreakerFunction", "lambda:ListEventSourceMappings"),
+    ("BreakerFunction", "lambda:UpdateEventSourceMapping"),
+    ("BreakerFunction", "dynamodb:GetItem"),
+    ("BreakerFunction", "dynamodb:PutItem"),
+    ("BreakerFunction", "dynamodb:BatchGetItem"),
+    ("BreakerFunction", "events:PutEvents"),
+    ("BreakerFunction", "secretsmanager:GetSecretValue"),
+    ("BreakerFunctionTick", "lambda:InvokeFunction"),
     ("events.amazonaws.com", "sqs:SendMessage"),
+}
+
+# With KmsKeyArn set: the key permissions each sender and receiver of the queues needs, and
+# what reading the secret created with the key needs.
+MUST_EXERCISE_WITH_A_KEY = {
+    ("RetryFunction", "kms:Decrypt"),
+    ("RetryFunction", "kms:GenerateDataKey"),
+    ("RetryWorkflow", "kms:GenerateDataKey"),
+    ("PollFunction", "kms:Decrypt"),
+    ("events.amazonaws.com", "kms:GenerateDataKey"),
 }
 
 
@@ -69,6 +94,10 @@ def run_pass(
         overrides = {
             **demo.SANDBOX_PARAMETERS,
             "SweeperEnabled": "true",
+            # The demo's one 503 is enough to open the breaker, and it may probe at once.
+            "BreakerMinAttempts": "1",
+            "BreakerFailureRatio": "0.1",
+            "BreakerProbeIntervalSeconds": "0",
             "LogLevel": "ERROR",
             **(parameters or {}),
             "VideoDBApiBaseUrl": sandbox.base_url,
@@ -76,19 +105,27 @@ def run_pass(
         with local_aws(), EmulatedStack(demo.SANDBOX_KEY, overrides, template_path=template_path) as stack:
             roles = execution_roles(translate(stack.template), stack.template, stack.ids)
             context = RequestContext(
-                region=stack.ids.region, account_id=stack.ids.account_id, secret_arns=_secret_arns(stack)
+                region=stack.ids.region,
+                account_id=stack.ids.account_id,
+                secret_arns=_secret_arns(stack),
+                mapping_functions=_mapping_functions(stack),
+                kms_keys=_customer_keys(stack),
             )
+            context.key_policies = {key: key_policy(stack) for key in set(context.kms_keys.values())}
             with Enforcement(roles, context, workflow="RetryWorkflow") as enforcement:
                 _check_service_calls(stack, enforcement)
                 unfinished = _drive(stack, sandbox, enforcement)
                 if not enforcement.denials:
                     _sweep(stack, sandbox)
+                if not enforcement.denials:
+                    _trip_the_breaker(stack)
                 problems = [f"denied: {d}" for d in _unique(enforcement.denials)]
                 if problems:  # the pass stopped at the first denial: the rest says nothing
                     return problems
+                must = MUST_EXERCISE | (MUST_EXERCISE_WITH_A_KEY if context.kms_keys else set())
                 problems += [
                     f"not exercised: {principal} {action}"
-                    for principal, action in sorted(MUST_EXERCISE - enforcement.authorized)
+                    for principal, action in sorted(must - enforcement.authorized)
                 ]
                 problems += [f"did not end: {k}" for k in unfinished]
     return problems
@@ -105,7 +142,8 @@ def _drive(stack: EmulatedStack, sandbox: SandboxServer, enforcement: Enforcemen
         endings = demo.collect(stack, consumer, sandbox, CASES)
         return bool(enforcement.denials) or all(e.final for e in endings.values())
 
-    consumer.run(until=ended, timeout=TIMEOUT_SECONDS)
+    with contextlib.suppress(ClientError):  # the mapping's own receive denied: recorded already
+        consumer.run(until=ended, timeout=TIMEOUT_SECONDS)
     endings = demo.collect(stack, consumer, sandbox, CASES)
     return [k for k, e in endings.items() if not e.final]
 
@@ -115,14 +153,29 @@ def _check_service_calls(stack: EmulatedStack, enforcement: Enforcement) -> None
     queue_arn = stack.ids.resources["RetryQueue"].attributes["Arn"]
     # Lambda checks the execution role's access to the queue when it creates the mapping.
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
-        enforcement.check("RetryFunction", action, queue_arn, "CreateEventSourceMapping")
+        enforcement.check("RetryFunction", Request(action, queue_arn), "CreateEventSourceMapping")
     sweeper_arn = stack.ids.resources["SweeperFunction"].attributes["Arn"]
-    enforcement.check("SweeperFunctionSweep", "lambda:InvokeFunction", sweeper_arn, "Scheduler:Invoke")
+    breaker_arn = stack.ids.resources["BreakerFunction"].attributes["Arn"]
+    for schedule, function in (("SweeperFunctionSweep", sweeper_arn), ("BreakerFunctionTick", breaker_arn)):
+        enforcement.check(schedule, Request("lambda:InvokeFunction", function), "Scheduler:Invoke")
     policy = stack.template.properties("RetryQueuePolicy", stack.ids)["PolicyDocument"]
     rule_arn = stack.ids.resources["DownloadFailedRule"].attributes["Arn"]
     enforcement.check_service(
         "events.amazonaws.com", "sqs:SendMessage", queue_arn, policy, {"aws:SourceArn": rule_arn}
     )
+    key = enforcement.context.kms_keys.get(queue_arn)
+    if key:  # EventBridge encrypts with its own identity: only the key policy can let it
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            enforcement.check_service(
+                "events.amazonaws.com",
+                action,
+                key,
+                enforcement.context.key_policies[key],
+                {
+                    "aws:SourceAccount": stack.ids.account_id,
+                    "kms:ViaService": f"sqs.{stack.ids.region}.amazonaws.com",
+                },
+            )
 
 
 def _sweep(stack: EmulatedStack, sandbox: SandboxServer) -> None:
@@ -136,6 +189,69 @@ def _sweep(stack: EmulatedStack, sandbox: SandboxServer) -> None:
     consumer.run(until=lambda: any(SWEPT_ID in d.body for d in consumer.deliveries), timeout=20)
     with acting_as("RetryFunction"):  # the mapping reads the queue's attributes too
         stack.client("sqs").get_queue_attributes(QueueUrl=stack.retry_queue_url, AttributeNames=["All"])
+
+
+def _trip_the_breaker(stack: EmulatedStack) -> None:
+    """Ticks that open the breaker (the demo's 503) and probe, then an operator's open and
+    close: every call the breaker makes."""
+    events = [{"action": "tick"}, {"action": "tick"}]
+    events += [{"action": action, "reason": "iam pass"} for action in ("open", "close")]
+    for event in events:
+        try:
+            stack.invoke("BreakerFunction", event)
+        except FunctionError:
+            return  # a denied call: recorded by the enforcement, reported by the pass
+
+
+def _customer_keys(stack: EmulatedStack) -> dict[str, str]:
+    """Resource ARN -> the customer-managed key (by ARN) encrypting it: the queues, the secret."""
+    keys = {}
+    for logical_id, key_property in (
+        ("AWS::SQS::Queue", "KmsMasterKeyId"),
+        ("AWS::SecretsManager::Secret", "KmsKeyId"),
+    ):
+        for resource in stack.template.resources_of_type(logical_id):
+            key = stack.template.properties(resource, stack.ids).get(key_property, "")
+            if str(key).startswith("arn:"):  # an AWS managed key (alias/aws/...) needs no grant
+                physical = stack.ids.resources[resource]
+                keys[physical.attributes.get("Arn") or physical.ref] = str(key)
+    return keys
+
+
+def readme_key_policy() -> list[dict[str, Any]]:
+    """The key-policy statements the README tells users to add for a customer-managed key."""
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- kms-key-policy -->\s*```json\n(.*?)```", text, re.DOTALL)
+    if match is None:
+        raise TemplateError("README lacks the key policy block (<!-- kms-key-policy --> then a json block)")
+    statements: list[dict[str, Any]] = json.loads(match.group(1))["Statement"]
+    return statements
+
+
+def key_policy(stack: EmulatedStack) -> dict[str, Any]:
+    """A customer-managed key's policy as the README asks for it: AWS's default statement
+    (the account's IAM policies may grant use of the key) plus the README's statements."""
+    account, region = stack.ids.account_id, stack.ids.region
+    default = {
+        "Sid": "Enable IAM User Permissions",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    text = json.dumps(readme_key_policy())
+    for placeholder, value in (
+        ("ACCOUNT_ID", account),
+        ("REGION", region),
+        ("STACK_NAME", stack.ids.stack_name),
+    ):
+        text = text.replace(placeholder, value)
+    return {"Version": "2012-10-17", "Statement": [default, *json.loads(text)]}
+
+
+def _mapping_functions(stack: EmulatedStack) -> dict[str, str]:
+    mappings = stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    return {m["UUID"]: m["FunctionArn"] for m in mappings}
 
 
 def _secret_arns(stack: EmulatedStack) -> dict[str, str]:

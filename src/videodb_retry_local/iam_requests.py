@@ -31,7 +31,12 @@ ACTION_OF_OPERATION = {
 # IAM service prefixes that differ from botocore's signing name.
 PREFIX_OF_SIGNING_NAME = {"monitoring": "cloudwatch"}
 # Operations authorized on "*" (no resource-level permissions).
-STAR_RESOURCE = {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+STAR_RESOURCE = {
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "lambda:ListEventSourceMappings",
+}
 # Key permissions a caller needs when the resource is encrypted with a customer-managed key.
 KMS_ON_USE = {
     "sqs:SendMessage": ("kms:GenerateDataKey", "kms:Decrypt"),
@@ -52,30 +57,53 @@ class RequestContext:
     account_id: str = "123456789012"
     secret_arns: dict[str, str] = field(default_factory=dict)  # secret name -> ARN
     kms_keys: dict[str, str] = field(default_factory=dict)  # resource ARN -> customer-managed key ARN
+    mapping_functions: dict[str, str] = field(default_factory=dict)  # mapping UUID -> function ARN
+    key_policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # key ARN -> its key policy
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region."""
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
 
 
+@dataclass(frozen=True)
+class Request:
+    """One authorization AWS makes: an action on a resource, with the condition keys it sets."""
+
+    action: str
+    resource: str
+    condition_keys: tuple[tuple[str, str], ...] = ()
+
+
 def requests_for(
     client: Any, operation: str, params: Mapping[str, Any], context: RequestContext
-) -> Iterator[tuple[str, str]]:
-    """Each (IAM action, resource ARN) AWS authorizes for ``operation`` with ``params``."""
+) -> Iterator[Request]:
+    """Each authorization AWS makes for ``operation`` with ``params``."""
     prefix = _prefix(client)
     action = ACTION_OF_OPERATION.get((prefix, operation), f"{prefix}:{operation}")
     if action in STAR_RESOURCE:
-        yield action, "*"
+        yield Request(action, "*")
         return
     locate = _RESOURCES.get(prefix)
     if locate is None:
         raise UnmappedCall(f"no IAM resource mapping for {prefix}:{operation}")
     for resource in locate(operation, params, context):
-        yield action, resource
+        yield Request(action, resource, _condition_keys(action, resource, context))
         key = context.kms_keys.get(resource)
         if key:
+            # The service calls KMS with the caller's permissions, and says so in kms:ViaService.
+            via = (("kms:ViaService", f"{prefix}.{context.region}.amazonaws.com"),)
             for key_action in KMS_ON_USE.get(action, ()):
-                yield key_action, key
+                yield Request(key_action, key, via)
+
+
+def _condition_keys(action: str, resource: str, context: RequestContext) -> tuple[tuple[str, str], ...]:
+    # Lambda sets lambda:FunctionArn on event source mapping calls: the function it invokes.
+    if action.startswith("lambda:") and ":event-source-mapping:" in resource:
+        function = context.mapping_functions.get(resource.rsplit(":", 1)[-1])
+        if function is None:
+            raise UnmappedCall(f"{action}: unknown event source mapping {resource}")
+        return (("lambda:FunctionArn", function),)
+    return ()
 
 
 def _prefix(client: Any) -> str:
@@ -107,9 +135,10 @@ def _events(operation: str, params: Mapping[str, Any], context: RequestContext) 
 
 
 def _dynamodb(operation: str, params: Mapping[str, Any], context: RequestContext) -> list[str]:
-    if "TableName" not in params:
-        raise UnmappedCall(f"dynamodb:{operation} names no TableName")
-    return [context.arn("dynamodb", f"table/{params['TableName']}")]
+    tables = [params["TableName"]] if "TableName" in params else sorted(params.get("RequestItems", {}))
+    if not tables:
+        raise UnmappedCall(f"dynamodb:{operation} names no table")
+    return [context.arn("dynamodb", f"table/{table}") for table in tables]
 
 
 def _secretsmanager(operation: str, params: Mapping[str, Any], context: RequestContext) -> list[str]:
@@ -122,10 +151,19 @@ def _secretsmanager(operation: str, params: Mapping[str, Any], context: RequestC
 
 
 def _lambda(operation: str, params: Mapping[str, Any], context: RequestContext) -> list[str]:
+    if "UUID" in params:
+        return [context.arn("lambda", f"event-source-mapping:{params['UUID']}")]
     name = str(params.get("FunctionName", ""))
     if not name:
         raise UnmappedCall(f"lambda:{operation} names no FunctionName")
     return [name if name.startswith("arn:") else context.arn("lambda", f"function:{name}")]
+
+
+def _kms(operation: str, params: Mapping[str, Any], context: RequestContext) -> list[str]:
+    key = str(params.get("KeyId", ""))
+    if not key.startswith("arn:"):
+        raise UnmappedCall(f"kms:{operation}: the key is not named by its ARN ({key!r})")
+    return [key]
 
 
 _RESOURCES: dict[str, Callable[[str, Mapping[str, Any], RequestContext], list[str]]] = {
@@ -135,4 +173,5 @@ _RESOURCES: dict[str, Callable[[str, Mapping[str, Any], RequestContext], list[st
     "dynamodb": _dynamodb,
     "secretsmanager": _secretsmanager,
     "lambda": _lambda,
+    "kms": _kms,
 }

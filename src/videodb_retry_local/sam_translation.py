@@ -95,8 +95,9 @@ def execution_roles(
             continue  # not deployed with these parameter values
         role = resources[role_reference].get("Properties", {})
         policies: list[tuple[str, dict[str, Any]]] = []
-        for inline in role.get("Policies", []):
-            policies.append((inline["PolicyName"], template.resolve(inline["PolicyDocument"], ids)))
+        # Resolved as a whole: conditional policies are Fn::If entries (AWS::NoValue when off).
+        for inline in template.resolve(role.get("Policies", []), ids):
+            policies.append((inline["PolicyName"], inline["PolicyDocument"]))
         for arn in template.resolve(role.get("ManagedPolicyArns", []), ids):
             if arn not in managed:
                 raise TemplateError(

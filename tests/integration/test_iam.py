@@ -53,6 +53,29 @@ def drop_action(logical_id: str, action: str) -> Callable[[dict[str, Any]], None
     return remove
 
 
+def drop_kms_grant(logical_id: str) -> Callable[[dict[str, Any]], None]:
+    """Remove the role's statements on KmsKeyArn (its Fn::If on UseCustomerKey)."""
+
+    def remove(document: dict[str, Any]) -> None:
+        kept = [p for p in policies(document, logical_id) if "UseCustomerKey" not in str(p)]
+        assert len(kept) < len(policies(document, logical_id)), f"{logical_id} has no KmsKeyArn grant"
+        document["Resources"][logical_id]["Properties"]["Policies"] = kept
+
+    return remove
+
+
+def breaker_switches_another_function(document: dict[str, Any]) -> None:
+    """The breaker may switch only mappings of the poll function: not the retry queue's."""
+    for policy in policies(document, "BreakerFunction"):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement.get("Action") == "lambda:UpdateEventSourceMapping":
+                statement["Condition"]["ArnLike"]["lambda:FunctionArn"] = {
+                    "Fn::GetAtt": ["PollFunction", "Arn"]
+                }
+                return
+    raise AssertionError("the breaker has no UpdateEventSourceMapping statement")
+
+
 def other_source_rule(document: dict[str, Any]) -> None:
     """The queue policy lets another rule send, not the download-failed one."""
     statement = document["Resources"]["RetryQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
@@ -60,9 +83,9 @@ def other_source_rule(document: dict[str, Any]) -> None:
 
 
 SQS = "arn:aws:sqs:us-east-1:123456789012:videodb-retry-local-"
-DYNAMODB, STATES, SECRETS, EVENTS = (
+DYNAMODB, STATES, SECRETS, EVENTS, LAMBDA = (
     f"arn:aws:{service}:us-east-1:123456789012:"
-    for service in ("dynamodb", "states", "secretsmanager", "events")
+    for service in ("dynamodb", "states", "secretsmanager", "events", "lambda")
 )
 REMOVALS = {
     "retry: visibility change (tolerated by the code)": (
@@ -97,6 +120,10 @@ REMOVALS = {
         drop_action("SweeperFunction", "dynamodb:PutItem"),
         f"SweeperFunction may not dynamodb:PutItem on {DYNAMODB}table/",
     ),
+    "breaker: switch the retry queue's mapping": (
+        breaker_switches_another_function,
+        f"BreakerFunction may not lambda:UpdateEventSourceMapping on {LAMBDA}event-source-mapping:",
+    ),
     "queue policy: another rule's events": (
         other_source_rule,
         f"events.amazonaws.com may not sqs:SendMessage on {SQS}RetryQueue-",
@@ -115,8 +142,28 @@ def template_copy(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> P
     return path
 
 
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
 def test_the_template_allows_every_call_and_every_call_is_exercised():
     assert iam_pass.run_pass() == []
+
+
+def test_with_a_customer_managed_key_every_call_and_its_key_use_is_allowed():
+    # The key's policy is the README's: AWS's default statement plus its service statements.
+    assert iam_pass.run_pass(parameters={"KmsKeyArn": KEY}) == []
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        ("RetryWorkflow", f"RetryWorkflow may not kms:GenerateDataKey on {KEY}"),
+        ("RetryFunction", f"RetryFunction may not kms:Decrypt on {KEY}"),
+    ],
+)
+def test_without_its_key_grant_a_role_cannot_use_the_encrypted_queue(principal, expected, tmp_path: Path):
+    problems = iam_pass.run_pass(template_copy(tmp_path, drop_kms_grant(principal)), {"KmsKeyArn": KEY})
+    assert any(p.startswith(f"denied: {expected}") for p in problems), problems
 
 
 @pytest.mark.parametrize("removal", sorted(REMOVALS))

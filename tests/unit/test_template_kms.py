@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from videodb_retry_local.iam_pass import readme_key_policy
 from videodb_retry_local.template import PROJECT_ROOT, Physical, PhysicalIds, Template
 
 SAM_PYTHON = PROJECT_ROOT / ".venv-sam" / "bin" / "python"
@@ -200,13 +201,6 @@ def test_an_existing_secret_without_its_own_key_adds_nothing():
 
 
 # -- the key policy the README asks for ---------------------------------------------------------
-
-
-def readme_key_policy() -> list[dict[str, Any]]:
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- kms-key-policy -->\s*```json\n(.*?)```", text, re.DOTALL)
-    assert match, "README lacks the key policy block (<!-- kms-key-policy --> then a json block)"
-    return json.loads(match.group(1))["Statement"]
 
 
 def test_readme_key_policy_lets_the_services_that_act_for_the_app_use_the_key():
