@@ -99,7 +99,9 @@ SHAPES: dict[str, DocumentedShape] = {
         {"processing": "Processing", "done": "DONE", "failed": "Failed"},
     ),
     "never_seen_status": DocumentedShape(
-        AnswerShape(), "SDK: videodb/_utils/_http_client.py, any status but processing/in progress is terminal", False,
+        AnswerShape(),
+        "SDK: videodb/_utils/_http_client.py, any status but processing/in progress is terminal",
+        False,
         {"done": "exported", "failed": "aborted"},
     ),
     "done_with_success_false": DocumentedShape(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from jsonschema.exceptions import ValidationError
 from openapi_core.exceptions import OpenAPIError
-
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from videodb_retry_local.sandbox_answers import SHAPES, DocumentedShape

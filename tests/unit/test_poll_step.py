@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from videodb_retry.client import VideoDBClient
 from videodb_retry.poll import InvalidPollState, TransientPollError, poll_step
 
@@ -139,7 +138,8 @@ URL = "https://files.example/download-1.mp4?expires=1"
         # the error text wherever VideoDB put it
         ({"success": True, "status": "failed", "data": {"error": "codec"}}, "failed", "codec"),
         ({"response": {"success": False, "status": "failed", "message": "wrapped"}}, "failed", "wrapped"),
-        ({"success": True, "data": {"id": "download-1", "status": "error", "error": "gone"}}, "failed", "gone"),
+        ({"success": True, "data": {"id": "download-1", "status": "error", "error": "gone"}}, "failed",
+         "gone"),
         # a status no source documents: terminal, judged by success (and a URL)
         ({"success": True, "status": "reticulating"}, "failed", "'reticulating'"),
         ({"success": False, "status": "reticulating", "message": "no"}, "failed", "no"),

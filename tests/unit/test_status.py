@@ -6,7 +6,6 @@ import itertools
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-
 from videodb_retry.status import (
     DECISIONS,
     STATUS_WORDS,
