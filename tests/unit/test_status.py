@@ -4,7 +4,7 @@ letter cases and strings no source documents."""
 import itertools
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from videodb_retry.status import (
     DECISIONS,
@@ -64,6 +64,11 @@ def test_each_decision(raw, success, has_url, state):
 # -- properties over spellings ----------------------------------------------------------------
 
 
+# No deadline: the machine is shared, and a slow example is not a wrong one.
+RELAXED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@RELAXED
 @given(st.sampled_from(DOCUMENTED), st.lists(st.booleans(), min_size=1, max_size=8),
        st.sampled_from(["", " ", "  ", "\t"]))
 def test_documented_words_in_any_letter_case_mean_the_same(word, mask, pad):
@@ -72,6 +77,7 @@ def test_documented_words_in_any_letter_case_mean_the_same(word, mask, pad):
     assert normalise_status(spelled) == word
 
 
+@RELAXED
 @given(st.text(max_size=30))
 def test_undocumented_strings_are_unknown_and_never_running(raw):
     assume(normalise_status(raw) not in STATUS_WORDS)
@@ -84,6 +90,7 @@ def test_undocumented_strings_are_unknown_and_never_running(raw):
         assert decide(raw, success, True) is not JobState.RUNNING
 
 
+@RELAXED
 @given(st.one_of(st.text(max_size=20), st.none(), st.integers()),
        st.sampled_from([True, False, None, "true", 1]), st.booleans())
 def test_done_only_when_the_status_is_not_a_failure_and_success_is_not_false(raw, success, has_url):

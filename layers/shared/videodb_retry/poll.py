@@ -104,7 +104,7 @@ def poll_step(
         # How an answer is judged (status x success, another download's id) is status.py's
         # table; whatever it says, an attempt is only ever "done" on a DONE answer.
         error = job.error or "VideoDB reported the job failed"
-        return _finish(state, current, settings, now, Ending.FAILED, job.result, error, polled=True)
+        return _finish(state, current, settings, now, Ending.FAILED, {}, error, polled=True)
     remaining = current.deadline_at - now
     if remaining <= 0:
         error = f"job still processing after {settings.poll_deadline_seconds} s"
