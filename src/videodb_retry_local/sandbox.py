@@ -28,7 +28,9 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from videodb_retry_local.sandbox_answers import AnswerShape, JobFacts, render
 
 DEFAULT_API_KEY = "sk-sandbox-key"
 # Every sleep (global latency + per-id delay) is capped, so no test can hang on a typo.
@@ -76,8 +78,13 @@ class Script:
     retry_after: int | None = None  # Retry-After header (seconds) on a scripted 429
     poll_status: int | None = None  # same, for GET /async-response of this id's jobs
     poll_status_times: int | None = None
-    wrap_in_response: bool = False  # async-response body as {"response": {...}} (SDK style)
     status_spelling: dict[str, str] | None = None  # e.g. {"processing": "in progress"}
+    # How answers are shaped: the documented variants (sandbox_answers.SHAPES), as data.
+    shape: AnswerShape = field(default_factory=AnswerShape)
+    # Retry is documented for downloads in `error` only; what VideoDB answers otherwise is
+    # not documented. By default: this status with the spec's Error body. None: accept it
+    # (a new job starts, as if the download had failed).
+    not_failed_retry_status: int | None = 400
     delay_seconds: float = 0.0  # every answer about this id is this late (capped)
     malformed_json_times: int = 0  # the retry POST answers 200 with a non-JSON body N times
     output_origin: str | None = None  # output_url on this origin instead of the sandbox
@@ -86,7 +93,7 @@ class Script:
         for name in ("fail_times", "malformed_json_times", "processing_seconds", "delay_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Script.{name} must not be negative")
-        for name in ("retry_status", "poll_status"):
+        for name in ("retry_status", "poll_status", "not_failed_retry_status"):
             status = getattr(self, name)
             if status is not None and not 100 <= status <= 599:
                 raise ValueError(f"Script.{name}={status} is not an HTTP status")
@@ -114,6 +121,7 @@ class _Record:
     seq: int  # breaks created_at ties: later additions count as newer
     download_url: str = ""
     job_id: str | None = None  # the latest job, whose end decides the status
+    last_job_id: str | None = None  # the latest job, still known once it has ended
 
 
 @dataclass
@@ -353,6 +361,11 @@ class SandboxServer:
         if counters.malformed < script.malformed_json_times:
             counters.malformed += 1
             return _Answer(200, MALFORMED_BODY)
+        self._settle(record)
+        if record.status != "error" and script.not_failed_retry_status is not None:
+            return _error(script.not_failed_retry_status,
+                          f"Download {download_id} is {record.status}; only a download in error "
+                          "status can be retried")
         job = self._new_job(record, script, counters)
         if script.answer_done_at_once or script.answer_failed_at_once:
             # The job ends inside the POST; the answer and the record show its end.
@@ -365,16 +378,21 @@ class SandboxServer:
             # Processing even when processing_seconds is 0: the first poll sees the end.
             record.status, record.download_url = "processing", ""
             status = "processing"
-        body: dict[str, Any] = {
-            "success": status != "failed",
-            "status": _spell(script, status),
-            "data": {"id": job.id, "output_url": job.output_url},
-        }
-        if status == "done":
-            body["data"].update(name=job.name, download_url=job.download_url)
-        elif status == "failed":
-            body["message"] = script.failure_message
-        return _Answer(200, body)
+        return _Answer(200, self._render("retry", status, job, script))
+
+    def _render(self, kind: Any, status: str, job: _Job, script: Script) -> dict[str, Any]:
+        record = self._records.get(job.download_id)
+        created = record.created_at if record else datetime.now(UTC)
+        facts = JobFacts(
+            job_id=job.id,
+            output_url=job.output_url,
+            download_id=job.download_id,
+            name=job.name,
+            download_url=job.download_url,
+            failure_message=script.failure_message,
+            created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        return render(kind, status, facts, script.shape, script.status_spelling or {})
 
     def _new_job(self, record: _Record, script: Script, counters: _Counters) -> _Job:
         counters.jobs += 1
@@ -391,7 +409,7 @@ class SandboxServer:
             download_url=_file_url(record.id, record.name),
         )
         self._jobs[job_id] = job
-        record.job_id = job_id
+        record.job_id = record.last_job_id = job_id
         return job
 
     def _poll(self, job_id: str) -> _Answer:
@@ -406,24 +424,24 @@ class SandboxServer:
         record = self._records.get(job.download_id)
         if record is not None:
             self._settle(record)
-        body: dict[str, Any] = {"success": status != "failed", "status": _spell(script, status)}
-        if status == "done":
-            # The result of a download job is the download: its id, name and (24 h) URL.
-            body["data"] = {"id": job.download_id, "name": job.name, "download_url": job.download_url}
-        elif status == "failed":
-            body["message"] = script.failure_message
-            body["data"] = {"id": job.download_id}
-        else:
-            body["data"] = {"id": job.id, "output_url": job.output_url}
-        if script.wrap_in_response:
-            body = {"response": body}
-        return _Answer(200, body)
+        return _Answer(200, self._render("poll", status, job, script))
 
     def _get_download(self, download_id: str) -> _Answer:
         record = self._records.get(download_id)
         if record is None:
             return _error(404, f"Download {download_id} not found")
-        return _Answer(200, {"success": True, "data": self._record_view(record)})
+        view = self._record_view(record)
+        script = self._scripts.get(download_id, Script())
+        if script.shape.get_form == "record":
+            return _Answer(200, {"success": True, "data": view})
+        # The docs' sample: an AsyncResponse about the download's latest job (or itself).
+        job = self._jobs.get(record.last_job_id or "") or _Job(
+            id=download_id, download_id=download_id, name=record.name, outcome="done",
+            ends_at=None, output_url=f"{self.base_url}/download/{quote(download_id, safe='')}",
+            download_url=record.download_url,
+        )
+        status = {"processing": "processing", "done": "done", "error": "failed"}[view["status"]]
+        return _Answer(200, self._render("get", status, job, script))
 
     def _list(self, query: dict[str, str]) -> _Answer:
         try:
@@ -536,10 +554,6 @@ def _scripted_error(status: int, script: Script, what: str) -> _Answer:
     if status == 429 and script.retry_after is not None:
         headers["Retry-After"] = str(script.retry_after)
     return _error(status, f"sandbox: scripted HTTP {status} for the {what} call", headers)
-
-
-def _spell(script: Script, status: str) -> str:
-    return (script.status_spelling or {}).get(status, status)
 
 
 def _file_url(download_id: str, name: str) -> str:

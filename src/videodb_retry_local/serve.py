@@ -94,7 +94,9 @@ PREFIXES = (
         "dl-stuck-",
         "the job never finishes",
         "timed out on every attempt",
-        {"never_finishes": True},
+        # Assumes VideoDB accepts a retry of a still-processing download (README, "VideoDB
+        # answers": the sandbox refuses it by default).
+        {"never_finishes": True, "not_failed_retry_status": None},
     ),
     Prefix(
         "dl-blip-",

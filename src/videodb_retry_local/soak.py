@@ -297,7 +297,9 @@ def make_plan(
         elif kind in ("wf_retry", "wf_fail"):
             script = {"fail_times": KINDS[kind].failures}
         elif kind == "wf_timeout":
-            script = {"never_finishes": True}
+            # Every attempt times out only if VideoDB accepts a retry of a still-processing
+            # download; the sandbox refuses it by default (README, "VideoDB answers").
+            script = {"never_finishes": True, "not_failed_retry_status": None}
         elif kind == "now_done":
             script = {"answer_done_at_once": True}
         elif kind == "now_retry":

@@ -10,6 +10,8 @@ import requests
 from jsonschema.exceptions import ValidationError
 from openapi_core.exceptions import OpenAPIError
 
+from videodb_retry_local.sandbox_answers import AnswerShape
+
 pytestmark = pytest.mark.contract
 
 
@@ -77,7 +79,8 @@ def test_scripted_retry_statuses_carry_an_error_body(sandbox, api, contract, sta
     [({"never_finishes": True}, "processing"), ({}, "done"), ({"fail_times": 1}, "failed")],
 )
 def test_async_response_answers_match_the_spec(sandbox, api, contract, behaviour, status, wrapped):
-    sandbox.script("dl-1", wrap_in_response=wrapped, **behaviour)
+    wrap = frozenset({"poll"}) if wrapped else frozenset()
+    sandbox.script("dl-1", shape=AnswerShape(wrap=wrap), **behaviour)
     response = api("GET", start_retry(api)["data"]["output_url"])
     if wrapped:
         # `{"response": {...}}` is not in the spec (the SDK reads `body.get("response") or

@@ -226,7 +226,7 @@ def pipeline_capture(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixtu
         api.script("dl-5xx", retry_status=503, retry_status_times=1)
         api.script("dl-foreign", output_origin=foreign_url)
         api.script("dl-read-timeout", delay_seconds=2)
-        api.script("dl-deadline", never_finishes=True)
+        api.script("dl-deadline", never_finishes=True, not_failed_retry_status=None)
         api.script("dl-poll-error", poll_status=500, poll_status_times=1)
         api.script("dl-always-503", retry_status=503)
         api.script("dl-failed-job", fail_times=1)

@@ -75,9 +75,32 @@ def test_non_json_200_is_transient(http_server, settings_for):
         VideoDBClient(settings_for(), FakeKey("k")).retry_download("download-1")
 
 
-def test_unknown_status_is_transient(http_server, settings_for):
+def test_an_undocumented_status_is_terminal_and_not_a_success_without_a_url(http_server, settings_for):
+    # The SDK's rule (only processing / in progress keep polling), see status.DECISIONS.
     http_server.answers.append(Answer(200, {"success": True, "status": "teleporting"}))
-    with pytest.raises(TransientError, match="unknown status"):
+    status = VideoDBClient(settings_for(), FakeKey("k")).retry_download("download-1")
+    assert status.state is JobState.FAILED and "'teleporting'" in status.error
+
+
+def test_a_retry_answer_about_another_download_is_a_failed_attempt(http_server, settings_for):
+    body = {**processing(http_server.base_url).body, "download_id": "download-9"}
+    http_server.answers.append(Answer(200, body))
+    status = VideoDBClient(settings_for(), FakeKey("k")).retry_download("download-1")
+    assert status.state is JobState.FAILED and status.output_url is None
+    assert "'download-9', not 'download-1'" in status.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": False, "message": "gone", "error_code": "NOT_FOUND"},
+        {"success": False, "data": {"error": "gone"}},
+        {"response": {"success": False, "message": "gone"}},
+    ],
+)
+def test_error_text_of_an_http_error_wherever_videodb_put_it(http_server, settings_for, body):
+    http_server.answers.append(Answer(400, body))
+    with pytest.raises(PermanentError, match="answered 400: gone"):
         VideoDBClient(settings_for(), FakeKey("k")).retry_download("download-1")
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from videodb_retry.client import VideoDBClient
 from videodb_retry.poll import InvalidPollState, TransientPollError, poll_step
 
@@ -89,7 +88,7 @@ def test_transient_poll_errors_raise_for_the_state_machine_retry(http_server, st
         step()
 
 
-def test_job_not_found_is_a_failed_attempt(http_server, step):
+def test_job_not_found_is_a_failed_attempt_too(http_server, step):
     http_server.answers.append(Answer(404, {"success": False, "message": "Response not found"}))
     state = step()
     assert state["status"] == "failed" and "404" in state["outcome"]["detail"]["error"]
@@ -123,3 +122,76 @@ def test_a_malformed_state_is_still_settled_after_a_poll_error(http_server, sett
     assert settled["status"] == "failed"
     assert settled["outcome"]["detail"]["download_id"] == "download-1"
     assert http_server.seen == []
+
+
+# -- answer shapes (issue 13): how each documented answer is judged -----------------------------
+
+URL = "https://files.example/download-1.mp4?expires=1"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        # done with success: false is a failure, never a success
+        ({"success": False, "status": "done", "data": {"download_url": URL}}, "failed",
+         "VideoDB answered success: false"),
+        # the error text wherever VideoDB put it
+        ({"success": True, "status": "failed", "data": {"error": "codec"}}, "failed", "codec"),
+        ({"response": {"success": False, "status": "failed", "message": "wrapped"}}, "failed", "wrapped"),
+        ({"success": True, "data": {"id": "download-1", "status": "error", "error": "gone"}}, "failed",
+         "gone"),
+        # a status no source documents: terminal, judged by success (and a URL)
+        ({"success": True, "status": "reticulating"}, "failed", "'reticulating'"),
+        ({"success": False, "status": "reticulating", "message": "no"}, "failed", "no"),
+        # an answer about another download
+        ({"success": True, "status": "done", "download_id": "download-2", "data": {"download_url": URL}},
+         "failed", "'download-2', not 'download-1'"),
+    ],
+)
+def test_answers_that_end_the_attempt_as_failed(http_server, step, body, status, error):
+    http_server.answers.append(Answer(200, body))
+    state = step(max_retry_attempts=1)
+    assert state["status"] == status
+    assert error in state["outcome"]["detail"]["error"]
+    assert state["outcome"]["detail_type"] == "Download Retry Failed"
+    assert "download_url" not in state["outcome"]["detail"].get("result", {})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": True, "status": "DONE", "data": {"download_url": URL, "name": "v.mp4"}},
+        {"success": True, "status": "exported", "data": {"download_url": URL, "name": "v.mp4"}},
+        {"success": True, "download_id": "download-1", "name": "v.mp4", "download_url": URL,
+         "status": "Completed"},
+        {"success": True, "data": {"id": "download-1", "name": "v.mp4", "status": "done",
+                                   "download_url": URL, "created_at": "2026-01-01T00:00:00Z"}},
+        {"response": {"success": True, "status": "done", "data": {"download_id": "download-1",
+                                                                  "download_url": URL, "name": "v.mp4"}}},
+    ],
+)
+def test_answers_that_are_a_success_carry_the_download_url(http_server, step, body):
+    http_server.answers.append(Answer(200, body))
+    state = step()
+    assert state["status"] == "done"
+    assert state["outcome"]["detail"]["result"] == {"name": "v.mp4", "download_url": URL}
+
+
+@pytest.mark.parametrize("spelled", ["PROCESSING", "In Progress", "in_progress", "pending"])
+def test_running_words_in_any_case_keep_polling_but_only_within_the_bounds(http_server, step, spelled):
+    http_server.answers.append(Answer(200, {"success": True, "status": spelled}))
+    assert step()["status"] == "running"
+    http_server.answers.append(Answer(200, {"success": True, "status": spelled}))
+    assert step(now=1600.0)["status"] == "timed_out"
+    http_server.answers.append(Answer(200, {"success": True, "status": spelled}))
+    assert step({"polls": 9}, poll_max_polls=10)["status"] == "timed_out"
+
+
+def test_a_404_on_the_output_url_is_a_failed_attempt_that_is_retried(http_server, step):
+    # The spec documents 404 (`Error`) for an unknown async response: the job is gone, so this
+    # attempt failed; the next attempt POSTs again (bounded by MaxRetryAttempts).
+    http_server.answers.append(Answer(404, {"success": False, "message": "Response not found",
+                                            "error_code": "NOT_FOUND"}))
+    state = step({"attempt": 1}, max_retry_attempts=3)
+    assert state["status"] == "failed" and state["outcome"]["requeue"] is True
+    assert "Response not found" in state["outcome"]["detail"]["error"]

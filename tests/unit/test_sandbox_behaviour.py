@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from videodb_retry_local.sandbox import DEFAULT_API_KEY, MAX_DELAY_SECONDS, SandboxServer, Script
+from videodb_retry_local.sandbox_answers import AnswerShape
 
 KEY = "sk-behaviour-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -209,7 +210,7 @@ def test_rescripting_restarts_the_counters(sandbox, api):
 
 
 def test_an_old_job_ending_late_does_not_overwrite_a_newer_one(sandbox, api, clock):
-    sandbox.script("dl-1", processing_seconds=10, fail_times=1)
+    sandbox.script("dl-1", processing_seconds=10, fail_times=1, not_failed_retry_status=None)
     first = retry(api)
     clock.advance(5)
     retry(api)  # the second job succeeds, 5 s later than the first fails
@@ -295,8 +296,8 @@ def test_unknown_ids_are_404(sandbox, api):
 # -- odd answers ------------------------------------------------------------------------------
 
 
-def test_wrap_in_response_wraps_only_the_async_response(sandbox, api):
-    sandbox.script("dl-1", wrap_in_response=True, fail_times=1)
+def test_wrapping_the_poll_wraps_only_the_async_response(sandbox, api):
+    sandbox.script("dl-1", shape=AnswerShape(wrap=frozenset({"poll"})), fail_times=1)
     answer = retry(api)
     assert answer.json()["status"] == "processing"  # the retry POST is not wrapped
     body = poll(api, answer).json()
@@ -388,7 +389,7 @@ def test_global_latency_applies_to_every_request(clock):
 
 
 def test_parallel_retries_are_counted_exactly(sandbox, api):
-    sandbox.script("dl-1", fail_times=5)
+    sandbox.script("dl-1", fail_times=5, not_failed_retry_status=None)
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda _: retry(api).json(), range(20)))
     jobs = {a["data"]["id"] for a in answers}
@@ -484,3 +485,109 @@ def test_command_line_serves_on_loopback_until_interrupted():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- retrying a download that is not in error ---------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["processing", "done"])
+def test_retrying_a_download_not_in_error_is_a_400_error_by_default(sandbox, api, status):
+    sandbox.add_download("dl-1", status=status)
+    answer = retry(api)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["success"] is False and body["error_code"] == "BAD_REQUEST"
+    assert f"is {status}" in body["message"]
+    assert sandbox.download("dl-1")["status"] == status  # nothing was started
+
+
+def test_a_retry_while_the_last_one_is_processing_is_refused_until_it_fails(sandbox, api, clock):
+    sandbox.script("dl-1", processing_seconds=10, fail_times=1)
+    first = retry(api)
+    assert retry(api).status_code == 400
+    clock.advance(10)
+    assert poll(api, first).json()["status"] == "failed"
+    assert retry(api).status_code == 200  # in error again: retried
+
+
+@pytest.mark.parametrize("refusal", [None, 409, 200])
+def test_the_refusal_is_configurable(sandbox, api, refusal):
+    sandbox.add_download("dl-1", status="done")
+    sandbox.script("dl-1", not_failed_retry_status=refusal)
+    answer = retry(api)
+    if refusal is None:
+        assert answer.json()["status"] == "processing"
+    else:
+        assert answer.status_code == refusal and answer.json()["success"] is False
+
+
+def test_a_refusal_status_is_checked():
+    with pytest.raises(ValueError):
+        Script(not_failed_retry_status=99)
+
+
+# -- answer shapes ---------------------------------------------------------------------------------
+
+
+def test_download_id_is_named_where_the_shape_says(sandbox, api):
+    sandbox.script("dl-1", shape=AnswerShape(download_id_at="top"))
+    answer = retry(api)
+    assert answer.json()["download_id"] == "dl-1"
+    assert poll(api, answer).json()["download_id"] == "dl-1"
+    sandbox.script("dl-2", shape=AnswerShape(download_id_at="data"), fail_times=1)
+    answer = retry(api, "dl-2")
+    assert answer.json()["data"]["download_id"] == "dl-2" and "download_id" not in answer.json()
+    assert poll(api, answer).json()["data"]["download_id"] == "dl-2"
+
+
+def test_error_text_in_data_error(sandbox, api):
+    sandbox.script("dl-1", shape=AnswerShape(error_at="data.error"), fail_times=1, failure_message="gone")
+    body = poll(api, retry(api)).json()
+    assert body["data"]["error"] == "gone" and "message" not in body and body["success"] is False
+
+
+def test_the_poll_can_answer_the_download_record(sandbox, api, clock):
+    sandbox.script("dl-1", shape=AnswerShape(poll_form="record"), processing_seconds=5)
+    answer = retry(api)
+    body = poll(api, answer).json()
+    assert list(body) == ["success", "data"] and body["data"]["status"] == "processing"
+    clock.advance(5)
+    body = poll(api, answer).json()
+    assert body["data"]["status"] == "done" and body["data"]["download_url"]
+    assert body["data"]["id"] == "dl-1" and "status" not in body
+
+
+def test_a_failed_job_as_a_record_reads_error(sandbox, api):
+    sandbox.script("dl-1", shape=AnswerShape(retry_form="record", error_at="data.error"),
+                   answer_failed_at_once=True, failure_message="bad")
+    body = retry(api).json()
+    assert body["data"]["status"] == "error" and body["data"]["error"] == "bad"
+    assert body["data"]["download_url"] == ""
+
+
+def test_get_download_in_both_documented_forms(sandbox, api, clock):
+    sandbox.script("dl-1", shape=AnswerShape(get_form="async"), processing_seconds=5)
+    # before any retry: an AsyncResponse about the download itself
+    body = api("GET", "/download/dl-1").json()
+    assert (body["status"], body["success"]) == ("failed", False) and body["message"]
+    answer = retry(api).json()
+    body = api("GET", "/download/dl-1").json()
+    assert body["status"] == "processing" and body["data"] == answer["data"]
+    clock.advance(5)
+    body = api("GET", "/download/dl-1").json()
+    assert body["status"] == "done" and body["data"]["download_url"]
+    sandbox.script("dl-1")  # the record form again
+    assert api("GET", "/download/dl-1").json()["data"]["status"] == "done"
+
+
+def test_success_can_contradict_the_status(sandbox, api):
+    sandbox.script("dl-1", shape=AnswerShape(success={"done": False}))
+    body = poll(api, retry(api)).json()
+    assert (body["status"], body["success"]) == ("done", False)
+
+
+def test_any_status_spelling_even_one_never_seen(sandbox, api):
+    sandbox.script("dl-1", status_spelling={"processing": "PROCESSING", "done": "exported"})
+    answer = retry(api)
+    assert answer.json()["status"] == "PROCESSING"
+    assert poll(api, answer).json()["status"] == "exported"

@@ -21,7 +21,7 @@ from videodb_retry.errors import AuthError, PermanentError, TransientError
 from videodb_retry.origin import UnsafeUrl, url_on_origin
 from videodb_retry.redelivery import MAX_VISIBILITY_SECONDS
 from videodb_retry.settings import Settings
-from videodb_retry.status import JobStatus, UnreadableResponse, parse_job_response
+from videodb_retry.status import JobStatus, UnreadableResponse, error_text, parse_job_response
 
 CLIENT_HEADER = "x-videodb-client"
 CLIENT_NAME = f"videodb-retry/{__version__}"
@@ -61,14 +61,15 @@ class VideoDBClient:
 
     def retry_download(self, download_id: str) -> JobStatus:
         """``POST /download/{id}``: ask VideoDB to retry a failed download."""
-        return _parse(self._call("POST", self._api_url(f"/download/{download_id}")))
+        return _parse(self._call("POST", self._api_url(f"/download/{download_id}")), download_id)
 
-    def get_job(self, output_url: str) -> JobStatus:
+    def get_job(self, output_url: str, download_id: str | None = None) -> JobStatus:
         """``GET`` an async job's ``output_url`` (only on the API origin) and parse it.
 
         Raises :class:`ForeignOriginError`, sending nothing, unless :meth:`followable_url`
-        accepts ``output_url``."""
-        return _parse(self._call("GET", self.followable_url(output_url)))
+        accepts ``output_url``. With ``download_id``, an answer naming another download is a
+        failed job."""
+        return _parse(self._call("GET", self.followable_url(output_url)), download_id)
 
     def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]:
         """``GET /download``: one page of download records."""
@@ -140,9 +141,9 @@ def _pooled_session(connections: int) -> requests.Session:
     return session
 
 
-def _parse(body: Any) -> JobStatus:
+def _parse(body: Any, download_id: str | None = None) -> JobStatus:
     try:
-        return parse_job_response(body)
+        return parse_job_response(body, download_id)
     except UnreadableResponse as exc:
         # An odd answer is the API's problem, not the message's: try again later.
         raise TransientError(f"unreadable VideoDB answer: {exc}") from None
@@ -179,9 +180,8 @@ def _error_message(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return ""
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"][:300]
-    return ""
+    # Wherever VideoDB put it: `message` (the Error schema), `data.error`, `response.*`.
+    return (error_text(body) or "")[:300]
 
 
 def _retry_after(response: requests.Response, now: float | None = None) -> int | None:

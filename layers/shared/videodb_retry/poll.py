@@ -92,7 +92,7 @@ def poll_step(
         error = "output_url is not on the configured VideoDB API origin; not followed"
         return _finish(state, current, settings, now, Ending.FAILED, {}, error)
     try:
-        job = videodb.get_job(current.output_url)
+        job = videodb.get_job(current.output_url, current.download_id)
     except PermanentError as exc:
         return _finish(state, current, settings, now, Ending.FAILED, {}, str(exc), polled=True)
     except TransientError as exc:
@@ -101,6 +101,8 @@ def poll_step(
     if job.state is JobState.DONE:
         return _finish(state, current, settings, now, Ending.DONE, job.result, None, polled=True)
     if job.state is JobState.FAILED:
+        # How an answer is judged (status x success, another download's id) is status.py's
+        # table; whatever it says, an attempt is only ever "done" on a DONE answer.
         error = job.error or "VideoDB reported the job failed"
         return _finish(state, current, settings, now, Ending.FAILED, {}, error, polled=True)
     remaining = current.deadline_at - now
