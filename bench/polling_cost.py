@@ -48,6 +48,7 @@ from bench.common import (
 
 KEY = "polling"
 BASELINE_DEFINITION = ROOT / "bench" / "baseline_job_poller.asl.json"
+WORKFLOW_DEFINITION = ROOT / "statemachine" / "retry_workflow.asl.json"
 JOBS = {"10 s": 10, "1 min": 60, "10 min": 600, "1 h": 3600}
 TRANSITIONS_TARGET = 0.25
 COST_TARGET = 0.30
@@ -381,13 +382,18 @@ def _cost_row(costs: dict[str, dict[str, float]]) -> Row:
     )
 
 
-def _notes(jobs: dict[str, float], run: dict[str, Any], costs: dict[str, dict[str, float]], seed: int) -> list[str]:
+def _notes(
+    jobs: dict[str, float], run: dict[str, Any], costs: dict[str, dict[str, float]], seed: int
+) -> list[str]:
     p = run["parameters"]
+    states = json.loads(WORKFLOW_DEFINITION.read_text(encoding="utf-8"))["States"]
+    (ladder,) = [r for r in states["PollJob"]["Retry"] if r["ErrorEquals"] == ["JobStillRunning"]]
     notes = [
-        f"Ours (template defaults): the first invocation polls {p['PollFirstWaitSeconds']} s after the retry, "
-        f"then waits ×{p['PollBackoffFactor']} capped at {p['PollMaxWaitSeconds']} s, sleeping inside the "
-        f"function, until {p['PollInlineSeconds']} s; then the Task Retry on JobStillRunning waits 11 s ×1.25ⁿ "
-        f"(MaxDelaySeconds 900) between one-poll invocations; deadline {p['PollDeadlineSeconds']} s. "
+        f"Ours (template defaults): the first invocation polls {p['PollFirstWaitSeconds']} s after "
+        f"the retry, then waits x{p['PollBackoffFactor']} capped at {p['PollMaxWaitSeconds']} s, "
+        f"sleeping inside the function, until {p['PollInlineSeconds']} s; then the Task Retry on "
+        f"JobStillRunning waits {ladder['IntervalSeconds']} s x{ladder['BackoffRate']}ⁿ (MaxDelaySeconds "
+        f"{ladder['MaxDelaySeconds']}) between one-poll invocations; deadline {p['PollDeadlineSeconds']} s. "
         "Baseline: bench/baseline_job_poller.asl.json, a fixed 30 s Wait, one poll step per invocation "
         f"(random seed {seed} for its ±10 % jittered wait_seconds, which it does not use).",
         "Time compressed as the module docstring says: moto's Wait (`WaitFunction._wait_interval`) and "
@@ -395,24 +401,27 @@ def _notes(jobs: dict[str, float], run: dict[str, Any], costs: dict[str, dict[st
         "(`clock=`) and the poll function (its module's `time`) read; a 1 h job runs in seconds.",
         "Transitions = billed state transitions per execution: history events of type *StateEntered "
         "plus one per Task retry (TaskScheduled beyond the state's entry), as AWS bills retries. "
-        "Ours ends a done job in 2 states after the poll (route, announce); the baseline does not announce.",
+        "Ours ends a done job in 2 states after the poll (route, announce); "
+        "the baseline does not announce.",
     ]
     if costs:
         o, b = costs["ours"], costs["baseline"]
         notes.append(
             f"Cost model: {DOWNLOADS_PER_MONTH:,} downloads/month, each retried once, job durations "
             + ", ".join(f"{share:.0%} {label}" for label, share in zip(jobs, MIX.values(), strict=False))
-            + f"; per download ours {o['mean_transitions']:.1f} transitions, {o['mean_poll_invocations']:.1f} "
-            f"poll invocations, {o['mean_polls']:.1f} polls, {o['mean_poll_seconds']:.1f} s of poll function "
-            f"(baseline {b['mean_transitions']:.1f}, {b['mean_poll_invocations']:.1f}, {b['mean_polls']:.1f}, "
-            f"{b['mean_poll_seconds']:.1f} s). Step Functions Standard $0.025/1,000 transitions; Lambda "
+            + f"; per download ours {o['mean_transitions']:.1f} transitions, "
+            f"{o['mean_poll_invocations']:.1f} poll invocations, {o['mean_polls']:.1f} polls, "
+            f"{o['mean_poll_seconds']:.1f} s of poll function (baseline {b['mean_transitions']:.1f}, "
+            f"{b['mean_poll_invocations']:.1f}, {b['mean_polls']:.1f}, {b['mean_poll_seconds']:.1f} s). "
+            "Step Functions Standard $0.025/1,000 transitions; Lambda "
             "$0.20/M requests (one retry invocation per download plus the poll invocations) and "
             f"$0.0000166667/GB-s: poll function at {run['memory_gb'] * 1024:.0f} MB for its measured "
             "seconds plus the seconds it slept (virtual time, billed like any duration) plus an assumed "
             f"{ASSUMED_API_LATENCY_S * 1000:.0f} ms VideoDB latency per poll; retry function at "
             f"{run['retry_gb'] * 1024:.0f} MB, {o['retry_invocation_s'] * 1000:.0f} ms per download; "
             f"Secrets Manager $0.05/10,000 calls, one per {p['SecretCacheTtlSeconds']} s TTL per warm "
-            f"container, {WARM_CONTAINERS} containers ({o['secret_calls']:,.0f} calls, figure 4). No free tier. "
+            f"container, {WARM_CONTAINERS} containers ({o['secret_calls']:,.0f} calls, figure 4). "
+            "No free tier. "
             f"Ours: {_cost_sum(o)}; baseline: {_cost_sum(b)}."
         )
     return notes

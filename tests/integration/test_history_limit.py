@@ -126,8 +126,10 @@ def figures(measured: dict[str, Any]) -> dict[str, Any]:
     """Events per part of an execution, measured, and the longest execution computed."""
     events = measured["events"]
     states = json.loads(DEFINITION.read_text())["States"]
-    retries_made = count(events, "LambdaFunctionScheduled") + count(events, "TaskScheduled") - count(
-        events, "TaskStateEntered"
+    retries_made = (
+        count(events, "LambdaFunctionScheduled")
+        + count(events, "TaskScheduled")
+        - count(events, "TaskStateEntered")
     )
     failed = count(events, "TaskFailed") + count(events, "LambdaFunctionFailed")
     # A retry writes scheduled, started and failed; every other event is the plain execution.

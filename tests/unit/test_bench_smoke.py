@@ -102,9 +102,22 @@ def test_render_has_machine_line_and_table() -> None:
 
 def test_billed_transitions_count_every_task_retry() -> None:
     # A Task entered once, retried twice (three TaskScheduled), then a Choice and a Succeed.
-    history = [{"type": t} for t in (
-        "ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskFailed", "TaskScheduled",
-        "TaskFailed", "TaskScheduled", "TaskSucceeded", "TaskStateExited", "ChoiceStateEntered",
-        "ChoiceStateExited", "SucceedStateEntered", "ExecutionSucceeded",
-    )]
+    history = [
+        {"type": t}
+        for t in (
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskFailed",
+            "TaskScheduled",
+            "TaskFailed",
+            "TaskScheduled",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "SucceedStateEntered",
+            "ExecutionSucceeded",
+        )
+    ]
     assert polling_cost.billed_transitions(history) == 3 + 2

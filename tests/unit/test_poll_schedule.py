@@ -3,11 +3,13 @@
 import json
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
-
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from videodb_retry.client import VideoDBClient
 from videodb_retry.poll import Clock, JobStillRunning, follow_job, inline_schedule
 from videodb_retry.settings import Settings
+
 from videodb_retry_local.template import PROJECT_ROOT, Template
 
 from .conftest import Answer, FakeKey
@@ -35,8 +37,13 @@ def follow(http_server, settings_for):
     def run(answers, retry_count=0, now=1000.0, seconds_left=60.0, state=None, **overrides):
         http_server.answers.extend(answers)
         settings = settings_for(
-            **{"poll_first_wait_seconds": 4, "poll_backoff_factor": 2.0, "poll_max_wait_seconds": 8,
-               "poll_inline_seconds": 44, **overrides}
+            **{
+                "poll_first_wait_seconds": 4,
+                "poll_backoff_factor": 2.0,
+                "poll_max_wait_seconds": 8,
+                "poll_inline_seconds": 44,
+                **overrides,
+            }
         )
         clock = FakeClock(now)
         workflow_state = {
@@ -50,8 +57,13 @@ def follow(http_server, settings_for):
             **(state or {}),
         }
         event = {"workflow_state": workflow_state, "retry_count": retry_count}
-        result = follow_job(event, VideoDBClient(settings, FakeKey("k")), settings,
-                            Clock(clock.now, clock.sleep), lambda: seconds_left)
+        result = follow_job(
+            event,
+            VideoDBClient(settings, FakeKey("k")),
+            settings,
+            Clock(clock.now, clock.sleep),
+            lambda: seconds_left,
+        )
         return result, clock
 
     return run
@@ -106,10 +118,18 @@ def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
     settings = settings_for()
     http_server.answers.append(RUNNING)
     clock = FakeClock(1010.0)
-    state = {"download_id": "d", "job_id": "j", "output_url": f"{http_server.base_url}/async-response/j",
-             "attempt": 1, "started_at": 1000.0, "deadline_at": 1600.0, "polls": 0}
-    result = follow_job(state, VideoDBClient(settings, FakeKey("k")), settings,
-                        Clock(clock.now, clock.sleep), lambda: 60.0)
+    state = {
+        "download_id": "d",
+        "job_id": "j",
+        "output_url": f"{http_server.base_url}/async-response/j",
+        "attempt": 1,
+        "started_at": 1000.0,
+        "deadline_at": 1600.0,
+        "polls": 0,
+    }
+    result = follow_job(
+        state, VideoDBClient(settings, FakeKey("k")), settings, Clock(clock.now, clock.sleep), lambda: 60.0
+    )
     assert result["status"] == "running" and result["wait_seconds"] >= 1 and clock.sleeps == []
 
 
@@ -117,8 +137,11 @@ def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
 
 
 def ladder() -> dict:
-    (retrier,) = [r for r in json.loads(DEFINITION.read_text())["States"]["PollJob"]["Retry"]
-                  if r["ErrorEquals"] == ["JobStillRunning"]]
+    (retrier,) = [
+        r
+        for r in json.loads(DEFINITION.read_text())["States"]["PollJob"]["Retry"]
+        if r["ErrorEquals"] == ["JobStillRunning"]
+    ]
     return retrier
 
 

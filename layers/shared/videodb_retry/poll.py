@@ -1,13 +1,13 @@
 """The poll loop's steps: follow the job inside one invocation, and judge one poll.
 
 The workflow invokes the poll function with ``{"workflow_state": <state>, "retry_count":
-$$.State.RetryCount}``; a bare state is one ``poll_step`` (used to settle poll errors). The first invocation polls
-on the inline schedule (``inline_schedule``: short waits slept inside the function, cheaper
-than Step Functions transitions); once that schedule is spent, a job still processing raises
-``JobStillRunning`` and the workflow's Task Retry waits (growing, capped by MaxDelaySeconds)
-and invokes again, for one poll each. An ended attempt is returned with ``status`` ``done``,
-``failed`` or ``timed_out`` and ``outcome``, which the workflow uses to re-queue and announce
-(see outcomes.py).
+$$.State.RetryCount}``; a bare state is one ``poll_step`` (used to settle poll errors).
+The first invocation polls on the inline schedule (``inline_schedule``: short waits slept
+inside the function, cheaper than Step Functions transitions). Once that schedule is
+spent, a job still processing raises ``JobStillRunning``, and the workflow's Task Retry
+waits (growing, capped by MaxDelaySeconds) and invokes again, for one poll each. An ended
+attempt is returned with ``status`` ``done``, ``failed`` or ``timed_out`` and ``outcome``,
+which the workflow uses to re-queue and announce (see outcomes.py).
 """
 
 from __future__ import annotations
