@@ -45,6 +45,14 @@ from bench.common import (
     ratio,
     sqs_event,
 )
+from bench.polling_model import (
+    ASSUMED_API_LATENCY_S,
+    DOWNLOADS_PER_MONTH,
+    MIX,
+    WARM_CONTAINERS,
+    cost_sum,
+    monthly_cost,
+)
 
 KEY = "polling"
 BASELINE_DEFINITION = ROOT / "bench" / "baseline_job_poller.asl.json"
@@ -52,16 +60,6 @@ WORKFLOW_DEFINITION = ROOT / "statemachine" / "retry_workflow.asl.json"
 JOBS = {"10 s": 10, "1 min": 60, "10 min": 600, "1 h": 3600}
 TRANSITIONS_TARGET = 0.25
 COST_TARGET = 0.30
-# Cost model (us-east-1 list prices).
-DOWNLOADS_PER_MONTH = 100_000
-MIX = {10: 0.50, 60: 0.30, 600: 0.15, 3600: 0.05}  # share of retried jobs by how long they run
-SFN_PER_TRANSITION = 0.025 / 1000
-LAMBDA_PER_REQUEST = 0.20 / 1_000_000
-LAMBDA_PER_GB_SECOND = 0.0000166667
-SECRETS_PER_CALL = 0.05 / 10_000
-ASSUMED_API_LATENCY_S = 0.1  # added to each measured invocation: one VideoDB call each
-WARM_CONTAINERS = 2  # assumed: one retry and one poll container warm all month
-SECONDS_PER_MONTH = 30 * 24 * 3600
 REAL_TIMEOUT_S = 120.0  # no execution may run longer than this in real time
 
 
@@ -237,57 +235,9 @@ def _job_cell(run: dict[str, Any]) -> str:
     return f"{run['transitions']} transitions ({run['polls']} polls); noticed +{run['detection_s']:.1f} s"
 
 
-def _cost_sum(cost: dict[str, float]) -> str:
-    lambda_total = cost["lambda_requests"] + cost["lambda_duration"]
-    return (
-        f"SFN ${cost['step_functions']:.2f} + Lambda ${lambda_total:.2f} "
-        f"+ Secrets ${cost['secrets_manager']:.2f} = ${cost['total']:.2f}"
-    )
-
-
 def allowed_delay(duration: float) -> float:
     """The detection target: max(10 s, 25 % of the job's duration)."""
     return max(10.0, 0.25 * duration)
-
-
-def monthly_cost(
-    runs: dict[float, dict[str, Any]], retry_s: float, retry_gb: float, memory_gb: float, ttl: int
-) -> dict[str, float]:
-    """Monthly cost of retrying DOWNLOADS_PER_MONTH downloads with the MIX of job durations.
-
-    ``runs`` holds one measured run per duration: its billed transitions, its poll invocations'
-    measured seconds (each plus ASSUMED_API_LATENCY_S per poll made) and the seconds it slept
-    inside the poll function (billed as Lambda duration like any other).
-    """
-
-    def mean(value: Any) -> float:
-        return sum(MIX[d] * value(runs[d]) for d in MIX)
-
-    mean_transitions = mean(lambda r: r["transitions"])
-    mean_polls = mean(lambda r: r["polls"])
-    mean_invocations = mean(lambda r: len(r["poll_invocation_s"]))
-    mean_poll_s = mean(
-        lambda r: sum(r["poll_invocation_s"]) + r["polls"] * ASSUMED_API_LATENCY_S + r["slept_in_function_s"]
-    )
-    step_functions = DOWNLOADS_PER_MONTH * mean_transitions * SFN_PER_TRANSITION
-    # One retry invocation per download (batches of one at this traffic), plus the polls'.
-    lambda_requests = DOWNLOADS_PER_MONTH * (1 + mean_invocations) * LAMBDA_PER_REQUEST
-    gb_seconds = DOWNLOADS_PER_MONTH * (retry_s * retry_gb + mean_poll_s * memory_gb)
-    lambda_duration = gb_seconds * LAMBDA_PER_GB_SECOND
-    secret_calls = WARM_CONTAINERS * SECONDS_PER_MONTH / max(ttl, 1)
-    secrets = secret_calls * SECRETS_PER_CALL
-    return {
-        "mean_transitions": mean_transitions,
-        "mean_polls": mean_polls,
-        "mean_poll_invocations": mean_invocations,
-        "mean_poll_seconds": mean_poll_s,
-        "step_functions": step_functions,
-        "lambda_requests": lambda_requests,
-        "lambda_duration": lambda_duration,
-        "secrets_manager": secrets,
-        "secret_calls": secret_calls,
-        "total": step_functions + lambda_requests + lambda_duration + secrets,
-    }
 
 
 def _run_all(jobs: dict[str, float], seed: int) -> dict[str, Any]:
@@ -422,7 +372,7 @@ def _notes(
             f"Secrets Manager $0.05/10,000 calls, one per {p['SecretCacheTtlSeconds']} s TTL per warm "
             f"container, {WARM_CONTAINERS} containers ({o['secret_calls']:,.0f} calls, figure 4). "
             "No free tier. "
-            f"Ours: {_cost_sum(o)}; baseline: {_cost_sum(b)}."
+            f"Ours: {cost_sum(o)}; baseline: {cost_sum(b)}."
         )
     return notes
 
