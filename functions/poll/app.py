@@ -1,7 +1,8 @@
-"""Poll function: one step of the retry workflow's wait/poll loop.
+"""Poll function: the retry workflow's poll step.
 
-Step Functions invokes it with the workflow state; it polls the job once and returns the
-next state (keep waiting, or finished with the outcome to announce).
+Step Functions invokes it with the workflow state (and its retry count); it polls the job on
+the inline schedule, or once, and returns the ended attempt's state, or raises
+``JobStillRunning`` for the workflow's Retry to wait and invoke it again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics
-from videodb_retry.poll import poll_step
+from videodb_retry.poll import Clock, JobStillRunning, follow_job
 from videodb_retry.settings import current
 
 settings = current()
@@ -28,11 +29,23 @@ videodb = VideoDBClient(settings, ApiKeyProvider(settings))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Poll the job in ``event`` once; return the workflow's next state."""
-    logger.append_keys(download_id=event.get("download_id"), job_id=event.get("job_id"))
-    state = poll_step(event, videodb, settings, now=time.time())
+    """Follow the job in ``event``; return the ended attempt's state or raise JobStillRunning."""
+    state = event.get("workflow_state", event)
+    logger.append_keys(download_id=state.get("download_id"), job_id=state.get("job_id"))
+    # Read through the module's ``time`` at call time (benchmarks swap it for a virtual clock).
+    clock = Clock(now=lambda: time.time(), sleep=lambda seconds: time.sleep(seconds))
+    try:
+        ended = follow_job(
+            event, videodb, settings, clock, lambda: context.get_remaining_time_in_millis() / 1000
+        )
+    except JobStillRunning as still:
+        # An expected answer, not a failure: counted apart so the errors alarm can leave it out.
+        count(Metric.POLLS)
+        count(Metric.POLLS_STILL_RUNNING)
+        logger.info("still running", extra={"detail": str(still)})
+        raise
     count(Metric.POLLS)
-    if state["status"] in ENDING_METRICS:
-        count(ENDING_METRICS[state["status"]])
-    logger.info("polled", extra={"status": state["status"], "polls": state["polls"]})
-    return state
+    if ended["status"] in ENDING_METRICS:
+        count(ENDING_METRICS[ended["status"]])
+    logger.info("polled", extra={"status": ended["status"], "polls": ended["polls"]})
+    return ended

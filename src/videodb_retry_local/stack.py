@@ -172,6 +172,19 @@ class LocalFunction:
     parameter_providers: dict[str, Any] = field(default_factory=dict)
 
 
+def _metric_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CloudFormation's alarm ``Metrics`` as PutMetricAlarm takes them (Period an integer)."""
+    out = []
+    for query in queries:
+        query = dict(query)
+        if "MetricStat" in query:
+            query["MetricStat"] = {**query["MetricStat"], "Period": int(query["MetricStat"]["Period"])}
+        if "ReturnData" in query:
+            query["ReturnData"] = str(query["ReturnData"]).lower() == "true"
+        out.append(query)
+    return out
+
+
 class EmulatedStack:
     """Every resource of template.yaml, created in moto; use inside :func:`local_aws`.
 
@@ -397,14 +410,20 @@ class EmulatedStack:
     def _create_alarm(self, logical_id: str) -> None:
         properties = self.template.properties(logical_id, self.ids)
         name = properties.get("AlarmName", self._name(logical_id))
+        if "Metrics" in properties:  # a metric-math alarm
+            metric: dict[str, Any] = {"Metrics": _metric_queries(properties["Metrics"])}
+        else:
+            metric = {
+                "Namespace": properties["Namespace"],
+                "MetricName": properties["MetricName"],
+                "Dimensions": properties.get("Dimensions", []),
+                "Statistic": properties["Statistic"],
+                "Period": int(properties["Period"]),
+            }
         self.client("cloudwatch").put_metric_alarm(
             AlarmName=name,
             AlarmDescription=properties.get("AlarmDescription", ""),
-            Namespace=properties["Namespace"],
-            MetricName=properties["MetricName"],
-            Dimensions=properties.get("Dimensions", []),
-            Statistic=properties["Statistic"],
-            Period=int(properties["Period"]),
+            **metric,
             EvaluationPeriods=int(properties["EvaluationPeriods"]),
             Threshold=float(properties["Threshold"]),
             ComparisonOperator=properties["ComparisonOperator"],

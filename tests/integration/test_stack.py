@@ -58,7 +58,7 @@ def test_functions_get_the_template_environment_with_overrides(stack, sandbox):
     retry = lam.get_function_configuration(FunctionName=stack.ref("RetryFunction"))
     poll = lam.get_function_configuration(FunctionName=stack.ref("PollFunction"))
     assert retry["Runtime"] == poll["Runtime"] == "python3.13"
-    assert retry["Timeout"] == 60 and poll["Timeout"] == 45
+    assert retry["Timeout"] == 60 and poll["Timeout"] == 75
     env = retry["Environment"]["Variables"]
     assert env["VIDEODB_API_BASE_URL"] == sandbox.base_url
     assert env["POLL_FIRST_WAIT_SECONDS"] == "1" and env["MAX_RETRY_ATTEMPTS"] == "3"

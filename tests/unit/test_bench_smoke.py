@@ -63,9 +63,11 @@ def test_polling_counts_transitions_of_real_executions() -> None:
     figure = polling_cost.measure(jobs={"10 s": 10})
     _rows_are_complete(figure)
     ours, baseline = figure.data["ours"]["10 s"], figure.data["baseline"]["10 s"]
-    # Ours: wait, poll, route per poll, then announce, route, end; the baseline: wait, poll,
-    # route per poll, then its end state.
-    assert ours["transitions"] == 3 * ours["polls"] + 3
+    # Ours: one poll invocation that polls at 4 s and 12 s inside itself (sleeping, billed as
+    # Lambda duration), then route and announce; the baseline: wait, poll, route per poll, then
+    # its end state.
+    assert ours["transitions"] == 3 and ours["polls"] == 2
+    assert len(ours["poll_invocation_s"]) == 1 and ours["slept_in_function_s"] >= 11
     assert baseline["transitions"] == 3 * baseline["polls"] + 1
     assert baseline["polls"] == 1 and baseline["detection_s"] >= 0 and ours["detection_s"] >= 0
 
@@ -97,3 +99,26 @@ def test_render_has_machine_line_and_table() -> None:
     assert "| figure | measured | baseline | ratio | target | met? | command |" in text
     assert "| machine | CPU, 2 cores, CPython 3.13.0 |" in text
     assert "| f | 1 ms | 2 ms | 0.50x | ≤ 1x | yes | `cmd` |" in text
+
+
+def test_billed_transitions_count_every_task_retry() -> None:
+    # A Task entered once, retried twice (three TaskScheduled), then a Choice and a Succeed.
+    history = [
+        {"type": t}
+        for t in (
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskFailed",
+            "TaskScheduled",
+            "TaskFailed",
+            "TaskScheduled",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "SucceedStateEntered",
+            "ExecutionSucceeded",
+        )
+    ]
+    assert polling_cost.billed_transitions(history) == 3 + 2

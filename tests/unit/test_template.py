@@ -82,7 +82,7 @@ def test_unresolved_reference_is_an_error(template):
 
 
 def test_parameter_defaults_and_overrides_are_strings(template):
-    assert template.parameters["PollFirstWaitSeconds"] == "5"
+    assert template.parameters["PollFirstWaitSeconds"] == "4"
     assert template.parameters["MaxRetryAttempts"] == "3"
     fast = Template.load(overrides={"PollFirstWaitSeconds": 1, "PollDeadlineSeconds": 6})
     assert fast.parameters["PollFirstWaitSeconds"] == "1" and fast.parameters["PollDeadlineSeconds"] == "6"

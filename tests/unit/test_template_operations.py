@@ -17,6 +17,14 @@ def alarms() -> dict[str, dict]:
     return {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
 
 
+def watched(alarm: dict) -> list[dict]:
+    """The metrics an alarm reads: its own, or those of its metric-math queries."""
+    props = alarm["Properties"]
+    if "Metrics" in props:
+        return [q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q]
+    return [{k: props[k] for k in ("Namespace", "MetricName", "Dimensions") if k in props}]
+
+
 @pytest.mark.parametrize(
     "namespace, metric",
     [
@@ -27,7 +35,9 @@ def alarms() -> dict[str, dict]:
     ],
 )
 def test_an_alarm_watches(namespace, metric):
-    watching = [a for a in alarms().values() if (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == (namespace, metric)]
+    watching = [
+        a for a in alarms().values() if any((m["Namespace"], m["MetricName"]) == (namespace, metric) for m in watched(a))
+    ]
     assert watching, f"no alarm on {namespace} {metric}"
     for alarm in watching:
         assert alarm["Properties"]["Threshold"] == 0
@@ -35,18 +45,29 @@ def test_an_alarm_watches(namespace, metric):
 
 
 def test_dlq_alarm_watches_the_dead_letter_queue():
-    (dlq,) = [a for a in alarms().values() if a["Properties"]["Namespace"] == "AWS/SQS"]
+    (dlq,) = [a for a in alarms().values() if a["Properties"].get("Namespace") == "AWS/SQS"]
     assert dlq["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["RetryDeadLetterQueue", "QueueName"]}
 
 
 def test_every_function_has_an_errors_alarm():
     functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
-    watched = {
-        a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+    watching = {
+        m["Dimensions"][0]["Value"]["Ref"]
         for a in alarms().values()
-        if a["Properties"]["MetricName"] == "Errors"
+        for m in watched(a)
+        if m["MetricName"] == "Errors"
     }
-    assert watched == functions
+    assert watching == functions
+
+
+def test_poll_errors_alarm_leaves_out_the_still_running_answers():
+    from videodb_retry.observability import Metric
+
+    props = RESOURCES["PollFunctionErrorsAlarm"]["Properties"]
+    names = {m["MetricName"] for m in watched(RESOURCES["PollFunctionErrorsAlarm"])}
+    assert names == {"Errors", Metric.POLLS_STILL_RUNNING}
+    (expression,) = [q for q in props["Metrics"] if q.get("ReturnData")]
+    assert expression["Expression"] == "FILL(errors, 0) - FILL(stillrunning, 0)"
 
 
 def test_alarms_notify_the_email_topic_only_when_an_address_is_given():

@@ -31,6 +31,8 @@ class Metric:
     TRANSIENT_ERRORS = "TransientErrors"
     DUPLICATES = "Duplicates"
     POLLS = "Polls"
+    # Poll invocations that ended with JobStillRunning (the workflow's wait between polls).
+    POLLS_STILL_RUNNING = "PollsStillRunning"
     FAILURES_FOUND = "FailuresFound"
     AWS_REFUSALS = "AwsRefusals"  # a call AWS refused that the function tolerated
 

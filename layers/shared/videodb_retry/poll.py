@@ -1,14 +1,20 @@
-"""One step of the wait/poll loop: look at the job once and say what the workflow does next.
+"""The poll loop's steps: follow the job inside one invocation, and judge one poll.
 
-The workflow hands in its state and gets it back with ``status`` set to ``running`` (wait
-``wait_seconds`` and poll again), ``done``, ``failed`` or ``timed_out``; a finished state
-carries ``outcome``, which the workflow uses to re-queue and announce (see outcomes.py).
+The workflow invokes the poll function with ``{"workflow_state": <state>, "retry_count":
+$$.State.RetryCount}``; a bare state is one ``poll_step`` (used to settle poll errors).
+The first invocation polls on the inline schedule (``inline_schedule``: short waits slept
+inside the function, cheaper than Step Functions transitions). Once that schedule is
+spent, a job still processing raises ``JobStillRunning``, and the workflow's Task Retry
+waits (growing, capped by MaxDelaySeconds) and invokes again, for one poll each. An ended
+attempt is returned with ``status`` ``done``, ``failed`` or ``timed_out`` and ``outcome``,
+which the workflow uses to re-queue and announce (see outcomes.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +28,11 @@ from videodb_retry.status import JobState
 
 class TransientPollError(Exception):
     """Raised for errors worth another try; the state machine's Retry matches this name."""
+
+
+class JobStillRunning(Exception):
+    """Raised when the job is still processing after this invocation's polls; the state
+    machine's Retry on this name is the wait between polls (one transition per poll)."""
 
 
 class InvalidPollState(ValueError):
@@ -183,3 +194,76 @@ def _cause(poll_error: Any) -> str:
         message = cause if isinstance(cause, str) else ""
     error = poll_error.get("Error") or "Error"
     return f"poll step failed ({error}): {message}"[:1024]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Wall-clock time and sleeping, as the poll loop sees them (swappable in benchmarks)."""
+
+    now: Callable[[], float]
+    sleep: Callable[[float], None]
+
+
+def inline_schedule(settings: Settings) -> list[float]:
+    """Seconds after the retry at which the first invocation polls (never empty).
+
+    The first poll is ``PollFirstWaitSeconds`` in; each next wait is the previous one times
+    ``PollBackoffFactor``, capped at ``PollMaxWaitSeconds``, without jitter (the schedule is
+    recomputed by later invocations to count the polls it made); the last poll is at most
+    ``PollInlineSeconds`` in, and there are at most ``PollMaxPolls`` of them.
+    """
+    first = float(settings.poll_first_wait_seconds)
+    times = [first]
+    while len(times) < settings.poll_max_polls:
+        wait = exponential_wait(
+            len(times),
+            settings.poll_first_wait_seconds,
+            settings.poll_backoff_factor,
+            settings.poll_max_wait_seconds,
+            jitter=0,
+        )
+        if times[-1] + wait > settings.poll_inline_seconds:
+            break
+        times.append(times[-1] + wait)
+    return times
+
+
+def follow_job(
+    event: dict[str, Any],
+    videodb: VideoDBClient,
+    settings: Settings,
+    clock: Clock,
+    seconds_left: Callable[[], float],
+) -> dict[str, Any]:
+    """Poll the job on the rest of the inline schedule (or once, past it); return the ended
+    attempt's state, or raise ``JobStillRunning`` for the workflow to wait and call again.
+
+    Before sleeping, the invocation checks it has the sleep plus one full poll request left
+    (``seconds_left``: the Lambda context's remaining time), so it never times out mid-wait.
+    """
+    if "workflow_state" not in event or "poll_error" in event["workflow_state"]:
+        # A bare state is one poll step (SettlePollError, `sam local invoke`, the bench's
+        # fixed poller): it may return ``running`` with ``wait_seconds``.
+        return poll_step(event.get("workflow_state", event), videodb, settings, now=clock.now())
+    state = event["workflow_state"]
+    retries = int(event.get("retry_count", 0) or 0)
+    current = PollState.from_dict(state)
+    schedule = inline_schedule(settings)
+    elapsed = clock.now() - current.started_at
+    # Polls made by earlier invocations of this Task: the inline schedule's, then one per
+    # retry (a retry after a transient error counts as a poll).
+    polls = current.polls + sum(1 for t in schedule if t <= elapsed) + max(0, retries - 1)
+    targets = [t for t in schedule if t > elapsed] or [elapsed]
+    request_seconds = settings.connect_timeout_seconds + settings.read_timeout_seconds
+    for index, target in enumerate(targets):
+        due = min(current.started_at + target, current.deadline_at)
+        wait = due - clock.now()
+        if index and wait + request_seconds + 1 > seconds_left():
+            break
+        if wait > 0:
+            clock.sleep(wait)
+        result = poll_step({**state, "polls": polls}, videodb, settings, now=clock.now())
+        if result["status"] != JobState.RUNNING.value:
+            return result
+        polls = result["polls"]
+    raise JobStillRunning(f"job still processing after {polls} polls")
