@@ -13,6 +13,7 @@
 - :func:`shell_env`: exports for the user's shell, so that SAM (which asks STS for the
   account id) and ``videodb-retry`` talk to the emulator with moto's fake credentials, never
   with the user's real ones.
+- :func:`write_sam_env`: serve mode's ``--sam-env DIR``: env.json, aws.env and a poll input.
 
 The container tests (tests/container/conftest.py) use the same functions.
 """
@@ -63,7 +64,10 @@ def docker_bridge_address() -> str:
     try:
         done = subprocess.run(
             ["docker", "network", "inspect", "bridge", "--format", "{{json .}}"],  # noqa: S607 - docker as PATH finds it
-            capture_output=True, text=True, timeout=DOCKER_TIMEOUT_SECONDS, check=True,
+            capture_output=True,
+            text=True,
+            timeout=DOCKER_TIMEOUT_SECONDS,
+            check=True,
         )
     except FileNotFoundError:
         raise AddressError("no docker command: install Docker, or name an address with --host") from None
@@ -183,11 +187,14 @@ def write_sam_env(
         "status": "running",
     }
     shell = {"AWS_ENDPOINT_URL": endpoint, **FAKE_CREDENTIALS, "AWS_REGION": stack.ids.region}
-    return write_files(directory, {
-        ENV_FILE: env_vars(stack.template, stack.ids, endpoint),
-        SHELL_FILE: shell_env(shell, unset=("AWS_PROFILE",)),
-        POLL_EXAMPLE_FILE: poll_state,
-    })
+    return write_files(
+        directory,
+        {
+            ENV_FILE: env_vars(stack.template, stack.ids, endpoint),
+            SHELL_FILE: shell_env(shell, unset=("AWS_PROFILE",)),
+            POLL_EXAMPLE_FILE: poll_state,
+        },
+    )
 
 
 def _start_job(sandbox: SandboxServer, key: str, download_id: str) -> dict[str, Any]:

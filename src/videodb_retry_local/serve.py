@@ -15,15 +15,17 @@ gateway, where ``sam local invoke``'s Lambda containers reach them; see
   not the owner: its only resource is a no-op ``AWS::CloudFormation::WaitConditionHandle``,
   and the resources its Outputs name were created directly by :class:`EmulatedStack`;
 - the sandbox VideoDB API on ``--port-api``, where download ids behave by prefix
-  (:data:`PREFIXES`) and any other id is unknown (404); each request it answers is printed
-  (``videodb: POST /download/ID -> 200``; never a header, so never the key);
+  (:data:`~videodb_retry_local.prefix_sandbox.PREFIXES`) and any other id is unknown (404);
+  each request it answers is printed (``videodb: POST /download/ID -> 200``; never a header,
+  so never the key);
 - the retry queue's event source, emulated, in a background thread (the workflow runs in
   moto's own threads and calls the poll function).
 
 With ``--sam-env DIR`` it writes, before ``ready``, what ``sam local invoke`` needs to run the
-functions against that stack (:func:`write_sam_env`): ``DIR/env.json`` (``--env-vars``),
-``DIR/aws.env`` (exports for the shell: the emulator endpoint and moto's fake credentials) and
-``DIR/poll-running.json`` (a poll input naming a live sandbox job that never finishes).
+functions against that stack (:func:`videodb_retry_local.sam_local.write_sam_env`):
+``DIR/env.json`` (``--env-vars``), ``DIR/aws.env`` (exports for the shell: the emulator
+endpoint and moto's fake credentials) and ``DIR/poll-running.json`` (a poll input naming a
+live sandbox job that never finishes).
 
 It prints what to pass to the CLI (never the API key, which only the stack's secret holds),
 then ``ready``, and runs until SIGINT or SIGTERM (or ``--max-seconds``); then it stops the
