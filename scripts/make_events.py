@@ -3,6 +3,11 @@
 Records follow the shape `sam local generate-event sqs receive-message` prints; the poll
 inputs follow what the retry function hands the workflow. Hosts point at
 host.docker.internal:8765, where the container tests serve the sandbox VideoDB API.
+
+The retry payloads' download ids use the prefixes `videodb-retry local --serve` scripts
+(videodb_retry_local.prefix_sandbox): against it, dl-ok-* are processing then done and
+dl-blip-flaky answers 503 once, so the mixed batch starts workflows, reports one record for
+redelivery and dead-letters the poison message (README, "On your machine").
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ FAILURE_EVENT = {
     "time": "2026-11-29T12:00:00Z",
     "region": "us-east-1",
     "resources": [],
-    "detail": {"download_id": "download-from-event", "error": "network timeout"},
+    "detail": {"download_id": "dl-ok-from-event", "error": "network timeout"},
 }
 
 
@@ -63,18 +68,18 @@ def poll_input(job_id: str, polls: int = 0) -> dict:
 
 def main() -> None:
     payloads = {
-        "retry-bare-id.json": {"Records": [record(1, "download-bare")]},
+        "retry-bare-id.json": {"Records": [record(1, "dl-ok-bare")]},
         "retry-json.json": {
-            "Records": [record(2, json.dumps({"download_id": "download-json", "attempt": 2, "reason": "manual"}))]
+            "Records": [record(2, json.dumps({"download_id": "dl-ok-json", "attempt": 2, "reason": "manual"}))]
         },
         "retry-eventbridge.json": {"Records": [record(3, json.dumps(FAILURE_EVENT))]},
         "retry-mixed-batch.json": {
             "Records": [
-                record(11, "download-bare"),
-                record(12, json.dumps({"download_id": "download-json"})),
+                record(11, "dl-ok-bare"),
+                record(12, json.dumps({"download_id": "dl-ok-json"})),
                 record(13, json.dumps(FAILURE_EVENT)),
                 record(14, "../../etc/passwd"),
-                record(15, "download-flaky"),
+                record(15, "dl-blip-flaky"),
             ]
         },
         "poll-running.json": poll_input("job-running", polls=2),

@@ -9,8 +9,9 @@ only if every download ended as designed.
 With ``--api-base URL --download-id ID ...`` and the key in ``VIDEODB_API_KEY`` it retries
 those downloads through that API instead (AWS stays emulated; nothing is scripted).
 
-With ``--serve [--port-aws 5000] [--port-api 8765]`` it keeps the emulated stack up instead,
-behind a moto server and the sandbox on 127.0.0.1, until SIGINT or SIGTERM, so the
+With ``--serve [--port-aws 5000] [--port-api 8765] [--host auto] [--sam-env DIR]`` it keeps the
+emulated stack up instead, behind a moto server and the sandbox on 127.0.0.1 (or the Docker
+bridge, for `sam local invoke`), until SIGINT or SIGTERM, so the
 ``videodb-retry`` commands can be tried against it (see :mod:`videodb_retry_local.serve`).
 """
 
@@ -24,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from videodb_retry.messages import PoisonMessage, parse_body
@@ -377,6 +379,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument(
         "--max-seconds", type=float, metavar="N", help="stop by itself after N seconds (default: never)"
     )
+    serve.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="listen on ADDRESS instead of 127.0.0.1; 'auto': the Docker bridge gateway, where "
+        "sam local invoke's containers reach it (never 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--sam-env",
+        type=Path,
+        metavar="DIR",
+        help="write env.json (for sam local invoke --env-vars), aws.env and poll-running.json into DIR",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         if args.api_base or args.download_id:
@@ -384,7 +398,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if args.max_seconds is not None and args.max_seconds <= 0:
             parser.error("--max-seconds must be positive")
         return args
-    for option in ("port_aws", "port_api", "max_seconds"):
+    for option in ("port_aws", "port_api", "max_seconds", "host", "sam_env"):
         if getattr(args, option) is not None:
             parser.error(f"--{option.replace('_', '-')} needs --serve")
     if not 0 < args.timeout <= MAX_SECONDS:
@@ -420,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port_aws=serve.DEFAULT_PORT_AWS if args.port_aws is None else args.port_aws,
             port_api=serve.DEFAULT_PORT_API if args.port_api is None else args.port_api,
             max_seconds=args.max_seconds,
+            host=serve.HOST if args.host is None else args.host,
+            sam_env=args.sam_env,
         )
     log_level = {"LogLevel": "INFO" if args.verbose else "ERROR"}
     if args.api_base:

@@ -1,7 +1,9 @@
 """`videodb-retry local --serve`: the emulated stack kept up for an operator to try things.
 
-``python -m videodb_retry_local.demo --serve [--port-aws 5000] [--port-api 8765]`` starts, all
-on 127.0.0.1:
+``python -m videodb_retry_local.demo --serve [--port-aws 5000] [--port-api 8765] [--host ADDRESS]
+[--sam-env DIR]`` starts, all on 127.0.0.1 (or on ``--host``: ``auto`` is the Docker bridge
+gateway, where ``sam local invoke``'s Lambda containers reach them; see
+:mod:`videodb_retry_local.sam_local`):
 
 - the SAM stack of template.yaml created in moto (as the demo makes it, with short waits),
   and a moto server (``ThreadedMotoServer``) on ``--port-aws`` that serves those very
@@ -13,9 +15,17 @@ on 127.0.0.1:
   not the owner: its only resource is a no-op ``AWS::CloudFormation::WaitConditionHandle``,
   and the resources its Outputs name were created directly by :class:`EmulatedStack`;
 - the sandbox VideoDB API on ``--port-api``, where download ids behave by prefix
-  (:data:`PREFIXES`) and any other id is unknown (404);
+  (:data:`~videodb_retry_local.prefix_sandbox.PREFIXES`) and any other id is unknown (404);
+  each request it answers is printed (``videodb: POST /download/ID -> 200``; never a header,
+  so never the key);
 - the retry queue's event source, emulated, in a background thread (the workflow runs in
   moto's own threads and calls the poll function).
+
+With ``--sam-env DIR`` it writes, before ``ready``, what ``sam local invoke`` needs to run the
+functions against that stack (:func:`videodb_retry_local.sam_local.write_sam_env`):
+``DIR/env.json`` (``--env-vars``), ``DIR/aws.env`` (exports for the shell: the emulator
+endpoint and moto's fake credentials) and ``DIR/poll-running.json`` (a poll input naming a
+live sandbox job that never finishes).
 
 It prints what to pass to the CLI (never the API key, which only the stack's secret holds),
 then ``ready``, and runs until SIGINT or SIGTERM (or ``--max-seconds``); then it stops the
@@ -27,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import secrets
 import signal
 import socket
@@ -36,12 +45,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from moto.server import ThreadedMotoServer
 
+from videodb_retry_local import sam_local
+from videodb_retry_local.prefix_sandbox import PREFIXES, Prefix, PrefixSandbox
+from videodb_retry_local.sam_local import POLL_EXAMPLE_FILE
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.stack import (
     FAKE_CREDENTIALS,
@@ -53,6 +66,8 @@ from videodb_retry_local.stack import (
 )
 from videodb_retry_local.template import TemplateError
 
+__all__ = ["PREFIXES", "READY", "Prefix", "PrefixSandbox", "serve"]  # PREFIXES: moved, still here
+
 HOST = "127.0.0.1"
 DEFAULT_PORT_AWS = 5000
 DEFAULT_PORT_API = 8765
@@ -63,81 +78,6 @@ ERROR_BACKOFF_SECONDS = 2.0
 # How long shutdown waits for the consumer to finish the batch it is on.
 CONSUMER_JOIN_SECONDS = 20.0
 SERVER_START_SECONDS = 10.0
-_DOWNLOAD_PATH = re.compile(r"^/download/([^/]+)$")
-
-
-@dataclass(frozen=True)
-class Prefix:
-    """How the sandbox treats every download id that starts with ``prefix``."""
-
-    prefix: str
-    behaviour: str
-    expected: str
-    script: dict[str, Any] | None  # Script fields; None: the id stays unknown (404)
-
-
-PREFIXES = (
-    Prefix("dl-ok-", "processing ~2 s, then done", "succeeded on attempt 1", {"processing_seconds": 2.0}),
-    Prefix(
-        "dl-fail-",
-        "the first retry job fails, the next one is done",
-        "failed, re-queued, succeeded on attempt 2",
-        {"fail_times": 1, "processing_seconds": 1.0},
-    ),
-    Prefix(
-        "dl-doomed-",
-        "every retry job fails",
-        "failed on every attempt; attempts exhausted",
-        {"fail_times": 1_000_000, "processing_seconds": 1.0},
-    ),
-    Prefix(
-        "dl-stuck-",
-        "the job never finishes",
-        "timed out on every attempt",
-        # Assumes VideoDB accepts a retry of a still-processing download (README, "VideoDB
-        # answers": the sandbox refuses it by default).
-        {"never_finishes": True, "not_failed_retry_status": None},
-    ),
-    Prefix(
-        "dl-blip-",
-        "the first retry call answers 503",
-        "record redelivered once, then succeeded",
-        {"retry_status": 503, "retry_status_times": 1, "processing_seconds": 1.0},
-    ),
-    Prefix("dl-gone-", "unknown to VideoDB (404)", "dead-lettered with error_code http_404", None),
-)
-
-
-class PrefixSandbox(SandboxServer):
-    """The sandbox, with download ids that script themselves by prefix on first sight.
-
-    The first request about ``/download/{id}`` (the retry POST, or a GET) with a known prefix
-    scripts the id through the public :meth:`SandboxServer.script`; later requests find it
-    scripted. Ids without a scripted prefix (``dl-gone-...``, anything else) stay unknown.
-    This hooks :meth:`SandboxServer._answer`, the router every request reaches (before the
-    key check: a request with a wrong key also scripts the id, and still gets its 401).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._first_sight = threading.Lock()
-
-    def behaviour_of(self, download_id: str) -> Prefix | None:
-        """The prefix rule for ``download_id``, if any."""
-        return next((p for p in PREFIXES if download_id.startswith(p.prefix)), None)
-
-    def _answer(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> Any:
-        match = _DOWNLOAD_PATH.match(path)
-        if match and method in ("GET", "POST"):
-            download_id = unquote(match.group(1))
-            rule = self.behaviour_of(download_id)
-            if rule is not None and rule.script is not None:
-                with self._first_sight:  # two first requests at once script it once
-                    if self.download(download_id) is None:
-                        self.script(download_id, **rule.script)
-        return super()._answer(method, path, query, headers, body)
 
 
 class OneLineErrors(logging.Filter):
@@ -239,24 +179,24 @@ class Consumer(threading.Thread):
         self._events_shown = len(events)
 
 
-def check_port_free(port: int, what: str) -> None:
-    """Fail early and in one line when ``port`` on 127.0.0.1 is taken (0: any port)."""
+def check_port_free(port: int, what: str, host: str = HOST) -> None:
+    """Fail early and in one line when ``port`` on ``host`` is taken (0: any port)."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As both servers bind: a port a just-stopped server left in TIME_WAIT is free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         except OSError as exc:
             raise ServeError(
-                f"{what} port {HOST}:{port} is not free ({exc.strerror}); pick another"
+                f"{what} port {host}:{port} is not free ({exc.strerror}); pick another"
             ) from None
 
 
-def start_moto_server(port: int) -> ThreadedMotoServer:
-    """A moto server on 127.0.0.1:port, started within SERVER_START_SECONDS."""
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+def start_moto_server(port: int, host: str = HOST) -> ThreadedMotoServer:
+    """A moto server on host:port, started within SERVER_START_SECONDS."""
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     # start() waits for the bind without a limit and the bind happens in its thread; if it
     # fails there, start() would wait forever. So wait for it here, bounded.
     starter = threading.Thread(target=server.start, name="moto-server-start", daemon=True)
@@ -264,7 +204,7 @@ def start_moto_server(port: int) -> ThreadedMotoServer:
     starter.join(SERVER_START_SECONDS)
     if starter.is_alive():
         raise ServeError(
-            f"the moto server did not start on {HOST}:{port} within {SERVER_START_SECONDS:.0f} s"
+            f"the moto server did not start on {host}:{port} within {SERVER_START_SECONDS:.0f} s"
         )
     return server
 
@@ -300,13 +240,19 @@ def _moto_warnings_silenced() -> Iterator[None]:
         yield
 
 
-def banner(stack: EmulatedStack, endpoint: str, sandbox_url: str, parameters: dict[str, str]) -> list[str]:
+def banner(
+    stack: EmulatedStack,
+    endpoint: str,
+    sandbox_url: str,
+    parameters: dict[str, str],
+    sam_files: dict[str, Path] | None = None,
+) -> list[str]:
     """What an operator needs: where things are and commands to paste (no API key)."""
     cli = f"videodb-retry --endpoint-url {endpoint} --stack-name {stack.ids.stack_name}"
     shown = ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()) if k != "VideoDBApiBaseUrl")
     width = max(len(p.prefix) for p in PREFIXES) + 1
     lines = [
-        "videodb-retry local stack is up on 127.0.0.1 (Ctrl-C or SIGTERM stops it)",
+        f"videodb-retry local stack is up on {urlsplit(endpoint).hostname} (Ctrl-C or SIGTERM stops it)",
         f"  AWS emulator (moto)    {endpoint}",
         f"  VideoDB sandbox API    {sandbox_url}  (its key is in the stack's secret; not shown)",
         f"  stack                  {stack.ids.stack_name}  (CloudFormation record in the emulator; "
@@ -337,7 +283,27 @@ def banner(stack: EmulatedStack, endpoint: str, sandbox_url: str, parameters: di
         "download ids behave by prefix (any other id is unknown to the sandbox: 404):",
         *(f"  {(p.prefix + '*').ljust(width)}  {p.behaviour}; expect: {p.expected}" for p in PREFIXES),
     ]
+    if sam_files:
+        env_vars, shell = sam_files[sam_local.ENV_FILE], sam_files[sam_local.SHELL_FILE]
+        lines += [
+            "",
+            f"for sam local invoke (wrote {', '.join(str(p) for p in sam_files.values())}):",
+            f"  source {shell}",
+            "  sam build",
+            f"  sam local invoke RetryFunction -e events/retry-mixed-batch.json --env-vars {env_vars}",
+            f"  sam local invoke PollFunction -e {sam_files[POLL_EXAMPLE_FILE]} --env-vars {env_vars}",
+        ]
     return lines
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where serve mode listens and what it writes for `sam local invoke`."""
+
+    port_aws: int = DEFAULT_PORT_AWS
+    port_api: int = DEFAULT_PORT_API
+    host: str = HOST  # an address of this machine (resolved: never "auto")
+    sam_env: Path | None = None  # directory for env.json, aws.env, poll-running.json
 
 
 def serve(
@@ -345,8 +311,14 @@ def serve(
     port_aws: int = DEFAULT_PORT_AWS,
     port_api: int = DEFAULT_PORT_API,
     max_seconds: float | None = None,
+    host: str = HOST,
+    sam_env: Path | None = None,
 ) -> int:
-    """Run serve mode until SIGINT/SIGTERM (or ``max_seconds``); 0 after a clean stop."""
+    """Run serve mode until SIGINT/SIGTERM (or ``max_seconds``); 0 after a clean stop.
+
+    ``host`` is 127.0.0.1, ``auto`` (the Docker bridge gateway) or an IPv4 address of this
+    machine; ``sam_env`` a directory to write the `sam local invoke` files into.
+    """
     # Imported here: demo imports this module lazily, and these come from it.
     from videodb_retry_local.demo import SANDBOX_PARAMETERS
 
@@ -367,9 +339,14 @@ def serve(
         werkzeug.addFilter(OneLineErrors())  # ...and its errors without a traceback
     try:
         with stopper.installed():
-            check_port_free(port_aws, "AWS emulator")
-            check_port_free(port_api, "sandbox API")
-            return _serve(overrides, port_aws, port_api, max_seconds, stopper, (out, err), SANDBOX_PARAMETERS)
+            try:
+                address = host if host == HOST else sam_local.listen_address(host)
+            except sam_local.AddressError as exc:
+                raise ServeError(str(exc)) from None
+            where = Where(port_aws, port_api, address, sam_env)
+            check_port_free(port_aws, "AWS emulator", address)
+            check_port_free(port_api, "sandbox API", address)
+            return _serve(overrides, where, max_seconds, stopper, (out, err), SANDBOX_PARAMETERS)
     except ServeError as exc:
         print(f"cannot serve: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -377,8 +354,7 @@ def serve(
 
 def _serve(
     overrides: dict[str, str],
-    port_aws: int,
-    port_api: int,
+    where: Where,
     max_seconds: float | None,
     stopper: Stopper,
     printers: tuple[Callable[[str], None], Callable[[str], None]],
@@ -387,9 +363,10 @@ def _serve(
     out, err = printers
     key = "sk-local-" + secrets.token_urlsafe(24)  # lives in the sandbox and the secret only
     try:
-        sandbox = PrefixSandbox(api_key=key, host=HOST, port=port_api).start()
+        sandbox = PrefixSandbox(api_key=key, host=where.host, port=where.port_api, on_answer=out).start()
     except OSError as exc:
-        raise ServeError(f"sandbox API cannot listen on {HOST}:{port_api}: {exc.strerror}") from None
+        where_api = f"{where.host}:{where.port_api}"
+        raise ServeError(f"sandbox API cannot listen on {where_api}: {exc.strerror}") from None
     server: ThreadedMotoServer | None = None
     consumer: Consumer | None = None
     try:
@@ -400,13 +377,14 @@ def _serve(
             except TemplateError as exc:
                 raise ServeError(f"cannot build the stack: {exc}") from None
             try:
-                server = start_moto_server(port_aws)
+                server = start_moto_server(where.port_aws, where.host)
                 endpoint = _endpoint_of(server)
                 create_record_stack(stack)
+                written = _write_sam_env(stack, endpoint, sandbox, key, where.sam_env)
                 consumer = Consumer(stack, out, err)
                 consumer.start()
                 if not stopper.event.is_set():  # interrupted while starting: no banner
-                    for line in banner(stack, endpoint, sandbox.base_url, parameters):
+                    for line in banner(stack, endpoint, sandbox.base_url, parameters, written):
                         out(line)
                     out(READY)
                 started = time.monotonic()
@@ -426,6 +404,18 @@ def _serve(
         sandbox.stop()
     out("stopped")
     return 0
+
+
+def _write_sam_env(
+    stack: EmulatedStack, endpoint: str, sandbox: SandboxServer, key: str, directory: Path | None
+) -> dict[str, Path]:
+    if directory is None:
+        return {}
+    try:
+        return sam_local.write_sam_env(stack, endpoint, sandbox, key, directory)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise ServeError(f"cannot write the sam local invoke files in {directory}: {why}") from None
 
 
 def _endpoint_of(server: ThreadedMotoServer) -> str:

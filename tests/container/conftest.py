@@ -14,13 +14,9 @@ Without a reachable engine every test here is skipped, unless VIDEODB_RETRY_REQU
 
 from __future__ import annotations
 
-import fcntl
-import ipaddress
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -96,31 +92,22 @@ def _docker(*args: str, timeout: float = 30) -> str:
 
 @pytest.fixture(scope="session")
 def bridge_ip() -> str:
-    """The Docker bridge gateway: an address of this machine that the containers reach."""
+    """The Docker bridge gateway: an address of this machine that the containers reach.
+
+    Found as `videodb-retry local --serve --host auto` finds it (sam_local.docker_bridge_address).
+    """
+    from videodb_retry_local.sam_local import AddressError, docker_bridge_address
+
     if shutil.which("docker") is None:
         _unavailable("no docker command found")
     try:
         _docker("info", "--format", "{{.ServerVersion}}", timeout=20)
-        bridge = json.loads(_docker("network", "inspect", "bridge", "--format", "{{json .}}"))
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         _unavailable(f"no Docker engine answers ({type(exc).__name__})")
-    config = (bridge.get("IPAM", {}).get("Config") or [{}])[0]
-    # Docker 20.10 leaves Gateway out for the default bridge: read its interface's address.
-    interface = (bridge.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
-    gateway = config.get("Gateway") or _interface_ipv4(interface)
-    if config.get("Subnet"):
-        assert ipaddress.ip_address(gateway) in ipaddress.ip_network(config["Subnet"]), (gateway, config)
-    # Binding proves the address is this machine's own (the engine's bridge), not a remote one.
-    with socket.socket(socket.AF_INET) as probe:
-        probe.bind((gateway, 0))
-    return gateway
-
-
-def _interface_ipv4(name: str) -> str:
-    """IPv4 address of a local network interface (SIOCGIFADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
-    return socket.inet_ntoa(packed[20:24])
+    try:
+        return docker_bridge_address()
+    except AddressError as exc:
+        pytest.fail(f"the Docker engine answers but its bridge is unusable: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -336,8 +323,9 @@ def _reset_moto(endpoint: str) -> None:
 def _create_stack(stack: Stack) -> None:
     """Create the template's resources in moto, in dependency order, as the stack would have them.
 
-    Queues, the secret, the idempotency table and the state machine are created from their resolved properties; the
-    rest (functions, rules, policies, log group, layer) get physical ids only, so references
+    Queues, the secret, the idempotency table and the state machine are created from their
+    resolved properties; the rest (functions, rules, policies, log group, layer) get physical
+    ids only, so references
     to them resolve (the functions run in containers, not in moto).
     """
     from videodb_retry_local.template import Physical
@@ -385,25 +373,18 @@ def _create_stack(stack: Stack) -> None:
 
 
 def _write_env_file(stack: Stack, path: Path) -> Path:
-    """The --env-vars file: each function's template environment, resolved against the
-    emulated stack, plus the emulator endpoint. Keys of events/env.json are kept (so what
-    users run stays covered) but every value comes from the live stack."""
+    """The --env-vars file, as serve mode writes it (sam_local.env_vars): each function's
+    template environment resolved against the emulated stack, plus the emulator endpoint.
+    Keys of events/env.json are kept (so what users run stays covered) but every value comes
+    from the live stack."""
+    from videodb_retry_local.sam_local import env_vars
+
     base = json.loads((EVENTS / "env.json").read_text()) if (EVENTS / "env.json").exists() else {}
-    env: dict[str, dict[str, str]] = {"Parameters": dict(base.get("Parameters", {}))}
+    live = env_vars(stack.template, stack.ids, stack.container_endpoint)
+    env = {name: {**base.get(name, {}), **variables} for name, variables in live.items()}
     env["Parameters"].update(
-        AWS_ENDPOINT_URL=stack.container_endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        POWERTOOLS_TRACE_DISABLED="true",
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION
     )
-    for function in stack.template.resources_of_type("AWS::Serverless::Function"):
-        variables = dict(base.get(function, {}))
-        variables.update(stack.template.function_environment(function, stack.ids))
-        # The template declares these empty (ignored in AWS); here they must point at the
-        # emulator, or the function-level value would win over Parameters and reach for AWS.
-        variables.update({name: env["Parameters"][name] for name in LOCAL_ONLY_VARIABLES})
-        env[function] = variables
     path.write_text(json.dumps(env, indent=2), encoding="utf-8")
     return path
 

@@ -30,7 +30,7 @@ POLL_EVENTS = sorted(EVENTS.glob("poll-*.json"))
 
 # How the sandbox treats the ids the payloads name. Unlisted ids retry normally (VideoDB
 # answers "processing" with a job to follow); the flaky one answers 503, a transient error.
-RETRY_SCRIPTS: dict[str, dict[str, Any]] = {"download-flaky": {"retry_status": 503}}
+RETRY_SCRIPTS: dict[str, dict[str, Any]] = {"dl-blip-flaky": {"retry_status": 503}}
 # poll-<status>.json: how the sandbox's job behaves so that one poll sees <status>.
 POLL_SCRIPTS: dict[str, dict[str, Any]] = {
     "running": {"never_finishes": True},
@@ -122,17 +122,17 @@ def test_mixed_batch_reports_only_the_transient_record_and_dead_letters_the_pois
     invocation = invoke("RetryFunction", MIXED_BATCH)
 
     # Only the record VideoDB answered 503 for goes back to the queue.
-    assert invocation.result == {"batchItemFailures": [{"itemIdentifier": message_id["download-flaky"]}]}
+    assert invocation.result == {"batchItemFailures": [{"itemIdentifier": message_id["dl-blip-flaky"]}]}
     # Every well-formed id was retried once, with the key from the emulated secret.
     key = stack.secret_api_key()
     assert key == api_key
     retried = {call.path: call.headers.get("x-access-token") for call in sandbox_server.retry_calls()}
-    well_formed = ("download-bare", "download-json", "download-from-event", "download-flaky")
+    well_formed = ("dl-ok-bare", "dl-ok-json", "dl-ok-from-event", "dl-blip-flaky")
     assert retried == {f"/download/{d}": key for d in well_formed}
     assert len(sandbox_server.retry_calls()) == 4
     # The three VideoDB is processing each got a workflow execution in the emulator.
     started = {e["input"]["download_id"]: e for e in stack.executions()}
-    assert set(started) == {"download-bare", "download-json", "download-from-event"}
+    assert set(started) == {"dl-ok-bare", "dl-ok-json", "dl-ok-from-event"}
     # The poison message is in the DLQ, whole, with why.
     [dead] = stack.dead_letters()
     attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}

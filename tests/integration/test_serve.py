@@ -351,3 +351,102 @@ def test_download_ids_behave_by_prefix() -> None:
         assert status == 401  # the key is still checked
     assert {p.prefix for p in PREFIXES} >= {"dl-ok-", "dl-fail-", "dl-gone-"}
     assert next(p for p in PREFIXES if p.prefix == "dl-gone-").script is None
+
+
+# -- for `sam local invoke`: --host and --sam-env (the containers themselves: tests/container) --
+
+
+@needs_script
+def test_sam_env_files_point_every_function_at_the_served_stack(ports: list[int], tmp_path: Path) -> None:
+    """On another loopback address (as --host ADDRESS), with the sweeper on: every function of
+    the template gets its whole environment, resolved against the served stack."""
+    from videodb_retry.poll import PollState
+
+    from videodb_retry_local.sam_local import ENV_FILE, SHELL_FILE
+    from videodb_retry_local.template import Template
+
+    host, sam_env = "127.0.0.2", tmp_path / "sam"
+    argv = [str(SCRIPT), "local", "--serve", "--host", host, "--sam-env", str(sam_env),
+            "--param", "SweeperEnabled=true", "--port-aws", str(ports[0]), "--port-api", str(ports[1]),
+            "--max-seconds", str(SAFETY_SECONDS)]
+    served = Served(argv, tmp_path)
+    try:
+        assert served.wait_for_line(READY, START_SECONDS), served.text()
+        endpoint, api = served.value("AWS emulator (moto)"), served.value("VideoDB sandbox API")
+        assert (endpoint, api) == (f"http://{host}:{ports[0]}", f"http://{host}:{ports[1]}")
+        env = json.loads((sam_env / ENV_FILE).read_text())
+        cfn = boto3.client("cloudformation", region_name=REGION, endpoint_url=endpoint)
+        described = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+
+        template = Template.load(overrides={"SweeperEnabled": "true"})  # template.yaml
+        functions = set(template.resources_of_type("AWS::Serverless::Function"))
+        assert set(env) == {"Parameters", *functions} and "SweeperFunction" in functions
+        declared = template.document["Globals"]["Function"]["Environment"]["Variables"].keys()
+        for function in functions:
+            variables = env[function]
+            local = template.resources()[function]["Properties"].get("Environment", {}).get("Variables", {})
+            assert set(declared) | set(local) <= set(variables), function  # nothing left out
+            assert variables["AWS_ENDPOINT_URL"] == endpoint
+            assert variables["VIDEODB_API_BASE_URL"] == api
+            assert variables["API_KEY_SECRET_ID"] == outputs["ApiKeySecretArn"]
+            assert all(isinstance(v, str) for v in variables.values())  # SAM wants strings
+        assert env["Parameters"]["AWS_ENDPOINT_URL"] == endpoint
+        retry = env["RetryFunction"]
+        assert (retry["RETRY_QUEUE_URL"], retry["DEAD_LETTER_QUEUE_URL"], retry["STATE_MACHINE_ARN"]) == (
+            outputs["RetryQueueUrl"], outputs["DeadLetterQueueUrl"], outputs["RetryWorkflowArn"])
+        dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        assert dynamodb.describe_table(TableName=retry["IDEMPOTENCY_TABLE_NAME"])["Table"]["TableStatus"]
+
+        # aws.env, sourced by a POSIX shell, gives the endpoint and moto's fake credentials.
+        shown = subprocess.run(
+            ["bash", "-c", 'source "$0"; echo "$AWS_ENDPOINT_URL $AWS_ACCESS_KEY_ID ${AWS_PROFILE-unset}"',
+             str(sam_env / SHELL_FILE)],
+            capture_output=True, text=True, timeout=10, env={**child_env(), "AWS_PROFILE": "real"},
+        )
+        assert shown.stdout.split() == [endpoint, "testing", "unset"], shown.stderr
+
+        # poll-running.json is a workflow state naming a live sandbox job on the served API.
+        state = json.loads((sam_env / "poll-running.json").read_text())
+        parsed = PollState.from_dict(state)
+        assert parsed.output_url == f"{api}/async-response/{parsed.job_id}"
+        assert "videodb: POST /download/dl-stuck-sam-poll -> 200" in served.out
+
+        secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
+        secret = secrets.get_secret_value(SecretId=outputs["ApiKeySecretArn"])["SecretString"]
+        key = json.loads(secret)["api_key"]
+        for path in sam_env.iterdir():
+            assert key not in path.read_text(), path
+        assert key not in served.text()
+    finally:
+        served.kill()
+
+
+@needs_script
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("0.0.0.0", "--host 0.0.0.0 would listen on every network"),
+        ("192.0.2.1", "--host 192.0.2.1 is not an address of this machine"),
+        ("::1", "--host ::1: an IPv4 address, please"),
+        ("localhost", "--host 'localhost' is not an IP address (or 'auto')"),
+    ],
+)
+def test_a_host_containers_cannot_use_is_refused_in_one_line(
+    host: str, why: str, ports: list[int], tmp_path: Path
+) -> None:
+    result = cli("local", "--serve", "--host", host, "--sam-env", str(tmp_path / "sam"),
+                 "--port-aws", str(ports[0]), "--port-api", str(ports[1]), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"cannot serve: {why}") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "sam").exists()
+    assert not any(listening(port) for port in ports)
+
+
+def test_host_and_sam_env_need_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--host", "auto"], ["--sam-env", "x"]):
+        with pytest.raises(SystemExit) as exited:
+            demo.parse_args(argv)
+        assert exited.value.code == 2, argv
+    err = capsys.readouterr().err
+    assert "--host needs --serve" in err and "--sam-env needs --serve" in err

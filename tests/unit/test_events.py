@@ -20,7 +20,7 @@ def test_retry_payloads_are_sqs_events_of_the_message_contract(path):
             with pytest.raises(PoisonMessage):
                 parse_body(record["body"])
         else:
-            assert parse_body(record["body"]).download_id.startswith("download-")
+            assert parse_body(record["body"]).download_id.startswith("dl-")
 
 
 def test_mixed_batch_holds_every_message_shape_and_poison():
