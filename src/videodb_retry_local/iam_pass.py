@@ -110,6 +110,8 @@ def run_pass(
                 secret_arns=_secret_arns(stack),
                 mapping_functions=_mapping_functions(stack),
                 kms_keys=_customer_keys(stack),
+                stack_name=stack.ids.stack_name,
+                suffix=stack.resource_suffix,
             )
             context.key_policies = {key: key_policy(stack) for key in set(context.kms_keys.values())}
             with Enforcement(roles, context, workflow="RetryWorkflow") as enforcement:

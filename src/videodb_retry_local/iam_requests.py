@@ -59,6 +59,14 @@ class RequestContext:
     kms_keys: dict[str, str] = field(default_factory=dict)  # resource ARN -> customer-managed key ARN
     mapping_functions: dict[str, str] = field(default_factory=dict)  # mapping UUID -> function ARN
     key_policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # key ARN -> its key policy
+    # Resources of this stack are named "<stack name>-<logical id>-<suffix>": a name with the
+    # stack's name and another suffix is a stack closed before, whose late calls are not ours.
+    stack_name: str = ""
+    suffix: str = ""
+
+    def is_other_stack(self, resource: str) -> bool:
+        """True for a resource of an earlier local stack of the same name."""
+        return bool(self.stack_name) and f"{self.stack_name}-" in resource and self.suffix not in resource
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region."""

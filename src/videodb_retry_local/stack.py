@@ -282,6 +282,11 @@ class EmulatedStack:
         self._clients.clear()
         self._reset_caches()
 
+    @property
+    def resource_suffix(self) -> str:
+        """The suffix every created resource's name carries (CloudFormation's random part)."""
+        return self._suffix
+
     def client(self, service: str) -> Any:
         """A boto3 client in the stack's region (inside the mock: moto), one per service:
         building a client is costly and the consumer asks for some on every batch."""

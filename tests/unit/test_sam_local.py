@@ -49,7 +49,7 @@ def test_loopback_addresses_are_accepted() -> None:
 
 @pytest.mark.parametrize("sweeper", ["false", "true"])
 def test_env_vars_give_every_function_its_whole_environment_and_the_endpoint(sweeper: str) -> None:
-    template = Template.load(overrides={"SweeperEnabled": sweeper, "VideoDBApiBaseUrl": "http://10.0.0.1:1"})
+    template = Template.load(overrides={"SweeperEnabled": sweeper, "VideoDBApiBaseUrl": "http://172.17.0.1:1"})
     ids = PhysicalIds(stack_name="s", region="us-east-1")
     for logical_id in template.resources():
         attributes = {name: f"{name}-{logical_id}" for name in ("Arn", "Name", "QueueName", "Id")}

@@ -133,12 +133,15 @@ def test_parameter_bounds_match_the_aws_limit(name):
 
 HOST_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 PUBLIC_HOST = st.lists(HOST_LABEL, min_size=2, max_size=4).map(".".join).filter(
-    lambda h: h != "host.docker.internal" and not h.endswith("localhost") and not h.startswith("127.")
+    lambda h: h != "host.docker.internal"
+    and not h.endswith("localhost")
+    and not h.startswith(("127.", "172.17."))
 )
 LOOPBACK_HOST = st.one_of(
     st.just("localhost"),
     HOST_LABEL.map(lambda label: f"{label}.localhost"),
     st.tuples(*[st.integers(0, 255)] * 3).map(lambda t: "127.{}.{}.{}".format(*t)),
+    st.tuples(*[st.integers(0, 255)] * 2).map(lambda t: "172.17.{}.{}".format(*t)),  # Docker's bridge
     st.just("host.docker.internal"),
 )
 PORT = st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}"))
