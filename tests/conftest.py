@@ -4,9 +4,11 @@ run created itself, named in VIDEODB_RETRY_ALLOWED_HOSTS)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+from moto.server import ThreadedMotoServer
 
 from videodb_retry_local import network_guard
 
@@ -43,3 +45,15 @@ def _fresh_metrics() -> None:
     from videodb_retry.observability import metrics
 
     metrics.clear_metrics()
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port), for --endpoint-url and subprocess tests."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from videodb_retry_local.template import PROJECT_ROOT, load_document
 
@@ -19,34 +17,49 @@ SAM = PROJECT_ROOT / ".venv-sam" / "bin" / "sam"
 BUCKET = "videodb-retry-artifacts"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def _env(endpoint: str) -> dict[str, str]:
-    return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"}
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SAM_CLI_TELEMETRY": "0",
+    }
 
 
 @pytest.fixture(scope="module")
-def packaged(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
+def packaged(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
     if not SAM.exists():
         pytest.fail("the SAM CLI is missing: run `make .venv-sam/bin/sam` (make test does)", pytrace=False)
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket=BUCKET)
     out = tmp_path_factory.mktemp("package") / "packaged.yaml"
     done = subprocess.run(
-        [str(SAM), "package", "--template-file", str(PROJECT_ROOT / "template.yaml"), "--s3-bucket", BUCKET,
-         "--region", "us-east-1", "--output-template-file", str(out)],
-        cwd=PROJECT_ROOT, env=_env(s3_endpoint), capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(SAM),
+            "package",
+            "--template-file",
+            str(PROJECT_ROOT / "template.yaml"),
+            "--s3-bucket",
+            BUCKET,
+            "--region",
+            "us-east-1",
+            "--output-template-file",
+            str(out),
+        ],
+        cwd=PROJECT_ROOT,
+        env=_env(moto_server),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return yaml.load(out.read_text(encoding="utf-8"), Loader=_Loader), s3
@@ -79,13 +92,23 @@ def test_code_and_definition_point_at_the_bucket(packaged):
         for name in ("CodeUri", "ContentUri", "DefinitionUri"):
             if name in properties:
                 where = properties[name]  # an s3:// URI, or {Bucket, Key} for a definition
-                uploaded = where.get("Bucket") == BUCKET if isinstance(where, dict) else where.startswith(f"s3://{BUCKET}/")
+                uploaded = (
+                    where.get("Bucket") == BUCKET
+                    if isinstance(where, dict)
+                    else where.startswith(f"s3://{BUCKET}/")
+                )
                 assert uploaded, f"{logical_id}.{name}: {where}"
 
 
 def test_make_package_asks_for_the_bucket():
-    done = subprocess.run(["make", "--no-print-directory", "package", "S3_BUCKET="], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "SAM_CLI_TELEMETRY": "0"})
+    done = subprocess.run(
+        ["make", "--no-print-directory", "package", "S3_BUCKET="],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
     assert done.returncode != 0 and "S3_BUCKET=<your artifact bucket>" in done.stderr
     assert "sam build" not in done.stdout  # refused before building anything

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from videodb_retry_cli.main import main
 
@@ -137,18 +136,6 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> ApiCalls:
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
     return spy
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (a free port), for --endpoint-url and subprocess tests."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
