@@ -64,12 +64,14 @@ RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
 RUNTIME_IMPORTS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 LAYER_LIMIT = 8 * 1024 * 1024
 # The environment a handler needs to import (settings are read at module load).
+# What every handler reads from its environment at import (placeholders: nothing is called).
 IMPORT_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing", "API_KEY_SECRET_ID": "videodb-api-key",
     "VIDEODB_API_BASE_URL": "http://127.0.0.1:9", "FAILURE_EVENT_SOURCE": "videodb",
     "FAILURE_EVENT_DETAIL_TYPE": "Download Failed", "STATE_TABLE_NAME": "state",
     "IDEMPOTENCY_TABLE_NAME": "ledger", "EVENT_BUS_NAME": "default",
+    "RETRY_FUNCTION_NAME": "retry", "RETRY_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:retry",
 }  # fmt: skip
 # Imports the handler and the modules it loads on first use (layers/shared/layer_build.py).
 _LOADED = (

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.package_size import IMPORT_ENV
 from videodb_retry_local.template import PROJECT_ROOT, load_document
 
 sys.path.insert(0, str(PROJECT_ROOT / "layers" / "shared"))
@@ -106,11 +107,7 @@ def test_pruned_layer_imports_the_handler_and_every_lazy_module(build_dir, runti
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": os.pathsep.join([str(build_dir / function), str(layer), str(runtime_dir)]),
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "API_KEY_SECRET_ID": "videodb-api-key",
-        "VIDEODB_API_BASE_URL": "http://127.0.0.1:9", "FAILURE_EVENT_SOURCE": "videodb",
-        "FAILURE_EVENT_DETAIL_TYPE": "Download Failed", "STATE_TABLE_NAME": "state",
-        "IDEMPOTENCY_TABLE_NAME": "ledger", "EVENT_BUS_NAME": "default",
+        **IMPORT_ENV,
     }
     done = subprocess.run(
         [sys.executable, "-S", "-c", _IMPORT_CHECK, *layer_build.LAZY_MODULES],
