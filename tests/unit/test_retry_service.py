@@ -6,7 +6,7 @@ import pytest
 
 from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
-from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
 from videodb_retry.status import JobState
 from videodb_retry.workflow import execution_name
 
