@@ -19,12 +19,12 @@ from videodb_retry.breaker_aws import DynamoDBBreakerStore
 from videodb_retry.breaker_control import OutcomeCounter, enabled_from_env, thresholds_from_env
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
-from videodb_retry.delivery import RecordDelivery
 from videodb_retry.ledger import DynamoDBLedger
 from videodb_retry.observability import logger, metrics
-from videodb_retry.outcomes import OutcomePublisher
-from videodb_retry.redelivery import VisibilityBackoff
-from videodb_retry.retry import RetryService
+from videodb_retry.outcomes_aws import OutcomePublisher
+from videodb_retry.queue_aws import VisibilityBackoff
+from videodb_retry.record_delivery import RecordDelivery
+from videodb_retry.retry_attempt import RetryService
 from videodb_retry.settings import current
 from videodb_retry.workflow import WorkflowStarter
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,17 +12,16 @@ from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics
 from videodb_retry.settings import current
-from videodb_retry.sweeper import Sweeper, SweepSettings
+from videodb_retry.sweeper import Sweeper
+from videodb_retry.sweeper_aws import DynamoDBClaims, EventBridgeFailureEvents
 
 settings = current()
 sweeper = Sweeper(
     VideoDBClient(settings, ApiKeyProvider(settings)),
-    SweepSettings(
-        lookback_hours=float(os.environ.get("SWEEP_LOOKBACK_HOURS", "24")),
-        event_source=os.environ["FAILURE_EVENT_SOURCE"],
-        event_detail_type=os.environ["FAILURE_EVENT_DETAIL_TYPE"],
-        event_bus_name=settings.event_bus_name,
-        seen_table_name=os.environ["STATE_TABLE_NAME"],
+    settings,
+    claims=DynamoDBClaims(settings.sweep_table_name),
+    events=EventBridgeFailureEvents(
+        settings.failure_event_source, settings.failure_event_detail_type, settings.event_bus_name
     ),
 )
 

@@ -63,7 +63,7 @@ def packages(root: Path) -> set[str]:
 def test_layer_holds_the_shared_package_and_only_what_it_imports(build_dir):
     python = build_dir / "SharedLayer" / "python"
     assert packages(python) == LAYER_DISTRIBUTIONS
-    assert (python / "videodb_retry" / "retry.py").exists()
+    assert (python / "videodb_retry" / "retry_attempt.py").exists()
     # No X-Ray SDK (end of support 2027-02-25) and no SDK of our own: the runtime's boto3 serves.
     assert not packages(python) & {"aws_xray_sdk", "wrapt", "boto3", "botocore", "s3transfer"}
 

@@ -244,7 +244,7 @@ def record_spy(stack: EmulatedStack, after: Callable[[Handled], None] | None = N
 @contextlib.contextmanager
 def postpone_spy() -> Iterator[list[int]]:
     """The visibility (seconds) the retry function gave each record it postponed."""
-    from videodb_retry.redelivery import VisibilityBackoff
+    from videodb_retry.queue_aws import VisibilityBackoff
 
     seen: list[int] = []
     original = VisibilityBackoff.postpone

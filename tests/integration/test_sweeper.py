@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from moto import mock_aws
-
 from videodb_retry import aws_clients
 from videodb_retry.client import VideoDBClient
 from videodb_retry.settings import Settings
-from videodb_retry.sweeper import SweepSettings, Sweeper
+from videodb_retry.sweeper import Sweeper
+from videodb_retry.sweeper_aws import DynamoDBClaims, EventBridgeFailureEvents
+
 from videodb_retry_local.aws_limits import strict_aws
 from videodb_retry_local.sandbox import SandboxServer
 
@@ -64,17 +65,22 @@ def published(sqs, queue_url) -> list[dict]:
 
 
 def make_sweeper(sandbox: SandboxServer, page_size: int = 7) -> Sweeper:
-    settings = Settings(api_base_url=sandbox.base_url)
+    settings = Settings(
+        api_base_url=sandbox.base_url,
+        sweep_lookback_hours=24,
+        failure_event_source="videodb",
+        failure_event_detail_type="Download Failed",
+        event_bus_name="default",
+        sweep_table_name="state",
+    )
     return Sweeper(
         VideoDBClient(settings, Key()),
-        SweepSettings(
-            lookback_hours=24,
-            event_source="videodb",
-            event_detail_type="Download Failed",
-            event_bus_name="default",
-            seen_table_name="state",
-            page_size=page_size,  # small pages: every run reads several
+        settings,
+        claims=DynamoDBClaims(settings.sweep_table_name),
+        events=EventBridgeFailureEvents(
+            settings.failure_event_source, settings.failure_event_detail_type, settings.event_bus_name
         ),
+        page_size=page_size,  # small pages: every run reads several
     )
 
 

@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from videodb_retry.settings import Settings
+
+from tests.fakes import FakeKey, InMemoryLedger  # noqa: F401  (re-exported for the test files)
 
 
 @dataclass
@@ -68,25 +69,6 @@ def http_server() -> Iterator[ScriptedServer]:
     server.stop()
 
 
-class FakeKey:
-    """An API key source whose value can be rotated; counts reads and refreshes."""
-
-    def __init__(self, *values: str) -> None:
-        self.values = list(values)
-        self.reads = 0
-        self.refreshes = 0
-
-    def __call__(self) -> str:
-        self.reads += 1
-        return self.values[0]
-
-    def refresh(self) -> str:
-        self.refreshes += 1
-        if len(self.values) > 1:
-            self.values.pop(0)
-        return self.values[0]
-
-
 @pytest.fixture
 def settings_for(http_server: ScriptedServer):
     def make(**overrides: Any) -> Settings:
@@ -105,31 +87,3 @@ def settings_for(http_server: ScriptedServer):
         return Settings(**values)
 
     return make
-
-
-class InMemoryLedger:
-    """The attempt ledger's semantics without DynamoDB: a completed step replays its result,
-    a step that raised is forgotten."""
-
-    def __init__(self) -> None:
-        self.done: dict[tuple[str, str, int], dict[str, Any]] = {}
-        self.in_progress: set[tuple[str, str, int]] = set()
-
-    def once(self, step, request, work):
-        from videodb_retry.ledger import StepInProgress
-
-        key = (step, request.download_id, request.attempt)
-        if key in self.in_progress:
-            raise StepInProgress(step)
-        if key in self.done:
-            return dict(self.done[key]), True
-        self.in_progress.add(key)
-        try:
-            result = work()
-        finally:
-            self.in_progress.discard(key)
-        self.done[key] = dict(result)
-        return result, False
-
-    def register_lambda_context(self, context: Any) -> None:
-        pass

@@ -2,66 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 import pytest
 from videodb_retry import breaker_control
 from videodb_retry.breaker import Bucket, Mode, State, Thresholds
 from videodb_retry.breaker_aws import StateConflict, SwitchRefused
 from videodb_retry.breaker_control import Breaker, OutcomeCounter, thresholds_from_env
 
+from tests.fakes import FakeAnnouncer, FakeSwitch
+from tests.fakes import FakeBreakerStore as FakeStore
+
 NOW = 1_800_000_000.0
 TH = Thresholds(
     window_seconds=60, min_attempts=5, failure_ratio=0.8, probe_interval_seconds=60, max_concurrency=5
 )
-
-
-class FakeStore:
-    def __init__(self, state: State | None = None, buckets: list[Bucket] | None = None) -> None:
-        self.state = state or State()
-        self.stored: list[State] = []
-        self._buckets = buckets or []
-        self.added: list[tuple[int, int, int]] = []
-        self.refuse_add = False
-
-    def load(self) -> State:
-        return self.state
-
-    def save(self, state: State) -> State:
-        if state.version != self.state.version:
-            raise StateConflict("changed")
-        self.state = replace(state, version=state.version + 1)
-        self.stored.append(self.state)
-        return self.state
-
-    def add(self, start: int, attempts: int, failures: int) -> None:
-        if self.refuse_add:
-            raise RuntimeError("ProvisionedThroughputExceededException")
-        self.added.append((start, attempts, failures))
-
-    def buckets(self, starts: list[int]) -> list[Bucket]:
-        return [b for b in self._buckets if b.start in starts]
-
-
-class FakeSwitch:
-    def __init__(self, refuse: bool = False) -> None:
-        self.applied: list[tuple[Mode, int]] = []
-        self.refuse = refuse
-
-    def apply(self, mode: Mode, concurrency: int) -> bool:
-        if self.refuse:
-            raise SwitchRefused("AccessDeniedException")
-        self.applied.append((mode, concurrency))
-        return True
-
-
-class FakeAnnouncer:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def announce(self, detail_type: str, detail: dict[str, Any]) -> None:
-        self.events.append((detail_type, detail))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from videodb_retry.dead_letter import DeadLetterQueue
 from videodb_retry.messages import PoisonMessage, RetryRequest, is_valid_download_id, parse_body
-from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 

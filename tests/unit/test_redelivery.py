@@ -1,4 +1,4 @@
-from videodb_retry.redelivery import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
+from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
 
 
 def test_delay_grows_with_receive_count_and_is_capped():

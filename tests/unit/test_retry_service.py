@@ -3,50 +3,14 @@
 import json
 
 import pytest
-
 from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
-from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
 from videodb_retry.status import JobState
-from videodb_retry.workflow import execution_name
 
-from .conftest import Answer, FakeKey, InMemoryLedger
+from tests.fakes import FakeDeadLetters, FakeKey, FakeOutcomes, FakeWorkflows, InMemoryLedger
 
-
-class FakeDeadLetters:
-    def __init__(self, fail=False):
-        self.sent, self.fail = [], fail
-
-    def send(self, **kwargs):
-        if self.fail:
-            raise RuntimeError("SQS unavailable")
-        self.sent.append(kwargs)
-
-
-class FakeWorkflows:
-    """Like Step Functions: a second start with the same execution name is refused."""
-
-    def __init__(self, exists=False):
-        self.started, self.exists, self.names = [], exists, set()
-
-    def start(self, state):
-        name = execution_name(state["download_id"], state["job_id"])
-        if self.exists or name in self.names:
-            return False
-        self.names.add(name)
-        self.started.append(state)
-        return True
-
-
-class FakeOutcomes:
-    def __init__(self, failures=0):
-        self.settled, self.failures = [], failures
-
-    def settle(self, outcome):
-        if self.failures:
-            self.failures -= 1
-            raise TransientError("EventBridge unavailable")
-        self.settled.append(outcome)
+from .conftest import Answer
 
 
 @pytest.fixture

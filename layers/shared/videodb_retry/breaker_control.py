@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from videodb_retry import breaker
-from videodb_retry.breaker import Bucket, Change, Mode, State, Thresholds
+from videodb_retry.breaker import Change, Mode, State, Thresholds
 from videodb_retry.observability import count, logger
+from videodb_retry.ports import Announcer, BreakerStore, BreakerSwitch
 
 
 class Metric:
@@ -23,30 +24,6 @@ class Metric:
     PROBES = "BreakerProbes"
     SWITCH_ERRORS = "BreakerSwitchErrors"
     RECORD_ERRORS = "BreakerRecordErrors"
-
-
-class Store(Protocol):
-    """Where the state and the counting buckets live."""
-
-    def load(self) -> State: ...
-
-    def save(self, state: State) -> State: ...
-
-    def add(self, start: int, attempts: int, failures: int) -> None: ...
-
-    def buckets(self, starts: list[int]) -> list[Bucket]: ...
-
-
-class Switch(Protocol):
-    """The retry queue's event source mapping."""
-
-    def apply(self, mode: Mode, concurrency: int) -> bool: ...
-
-
-class Announcer(Protocol):
-    """Where Retry Paused / Retry Resumed go."""
-
-    def announce(self, detail_type: str, detail: dict[str, Any]) -> None: ...
 
 
 # One cheap call to VideoDB: True when it answered (any answer but a transient failure).
@@ -93,8 +70,8 @@ class Breaker:
     def __init__(
         self,
         thresholds: Thresholds,
-        store: Store,
-        switch: Switch,
+        store: BreakerStore,
+        switch: BreakerSwitch,
         announcer: Announcer,
         probe: Probe,
         clock: Callable[[], float],
@@ -162,7 +139,7 @@ class Breaker:
 class OutcomeCounter:
     """The retry function's part: after each batch, add its counts to the current bucket."""
 
-    def __init__(self, thresholds: Thresholds, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(self, thresholds: Thresholds, store: BreakerStore, clock: Callable[[], float]) -> None:
         self._thresholds = thresholds
         self._store = store
         self._clock = clock

@@ -17,9 +17,9 @@ import requests.adapters
 from urllib3.util import parse_url
 
 from videodb_retry import __version__
-from videodb_retry.errors import AuthError, PermanentError, TransientError
+from videodb_retry.errors import AuthError, ForeignOriginError, PermanentError, TransientError
 from videodb_retry.origin import UnsafeUrl, url_on_origin
-from videodb_retry.redelivery import MAX_VISIBILITY_SECONDS
+from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobStatus, UnreadableResponse, error_text, parse_job_response
 
@@ -27,10 +27,6 @@ CLIENT_HEADER = "x-videodb-client"
 CLIENT_NAME = f"videodb-retry/{__version__}"
 # Statuses that mean "this request will never work": the message goes to the DLQ at once.
 PERMANENT_STATUSES = frozenset({400, 403, 404, 405, 409, 410, 422})
-
-
-class ForeignOriginError(PermanentError):
-    """A URL to follow is not on the configured API origin; the key is not sent there."""
 
 
 class ApiKeySource(Protocol):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from videodb_retry.aws_clients import client
+from videodb_retry.messages import DEAD_LETTER_MARK
 from videodb_retry.sanitise import TRUNCATED, clean_text
 from videodb_retry.settings import Settings
 
@@ -39,7 +39,7 @@ class DeadLetterQueue:
         """
         attributes = {
             "reason": _string(reason),
-            "error_code": _string(error_code),
+            DEAD_LETTER_MARK: _string(error_code),
             "source_message_id": _string(source_message_id),
         }
         if download_id:
@@ -51,13 +51,6 @@ class DeadLetterQueue:
             MessageBody=_keepable(body, MAX_MESSAGE_BYTES - attribute_bytes(attributes)),
             MessageAttributes=attributes,
         )
-
-
-def is_redriven(message_attributes: Mapping[str, Any]) -> bool:
-    """True for a message this queue's DLQ held: it carries the ``error_code`` attribute sent
-    here, which SQS's StartMessageMoveTask and ``videodb-retry redrive`` both keep. A copy of
-    a message delivered twice (EventBridge, an operator) carries none."""
-    return "error_code" in message_attributes
 
 
 def attribute_bytes(attributes: dict[str, dict[str, Any]]) -> int:

@@ -46,3 +46,11 @@ class ConfigurationError(TransientError):
     that messages wait in the queue until an operator fixes it."""
 
     code = "configuration"
+
+
+class ForeignOriginError(PermanentError):
+    """A URL to follow is not on the configured API origin; the key is not sent there."""
+
+
+class StepInProgress(Exception):
+    """The same step of the same attempt is running in another invocation (see ledger.py)."""

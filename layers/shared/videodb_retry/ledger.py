@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -25,23 +25,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from videodb_retry.aws_clients import client
+from videodb_retry.errors import StepInProgress
 from videodb_retry.messages import RetryRequest
 
 REPLAYED = "_replayed"
-
-
-class StepInProgress(Exception):
-    """The same step of the same attempt is running in another invocation."""
-
-
-class Ledger(Protocol):
-    """Runs a step of an attempt once; returns (result, replayed)."""
-
-    def once(
-        self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]: ...
-
-    def register_lambda_context(self, context: Any) -> None: ...
 
 
 def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
@@ -50,7 +37,8 @@ def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
 
 
 class DynamoDBLedger:
-    """The ledger kept in the template's idempotency table (DynamoDB, TTL on ``expiration``)."""
+    """The :class:`~videodb_retry.ports.Ledger` kept in the template's idempotency table
+    (DynamoDB, TTL on ``expiration``)."""
 
     def __init__(self, table_name: str, expires_after_seconds: int) -> None:
         self._table_name = table_name

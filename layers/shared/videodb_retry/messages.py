@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,3 +121,14 @@ def _preview(text: str, limit: int = 40) -> str:
     """A short, printable rendering of untrusted text for error messages and logs."""
     shown = text[:limit].encode("unicode_escape").decode("ascii")
     return repr(shown + ("..." if len(text) > limit else ""))
+
+
+# The message attribute the dead-letter queue's messages carry (dead_letter.py sends it).
+DEAD_LETTER_MARK = "error_code"
+
+
+def is_redriven(message_attributes: Mapping[str, Any]) -> bool:
+    """True for a message this queue's DLQ held: it carries the ``error_code`` attribute sent
+    here, which SQS's StartMessageMoveTask and ``videodb-retry redrive`` both keep. A copy of
+    a message delivered twice (EventBridge, an operator) carries none."""
+    return DEAD_LETTER_MARK in message_attributes

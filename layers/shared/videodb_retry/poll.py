@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from videodb_retry.backoff import exponential_wait
-from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import PermanentError, TransientError
 from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.ports import VideoDB
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState
 
@@ -88,9 +88,7 @@ class PollState:
         )
 
 
-def poll_step(
-    state: dict[str, Any], videodb: VideoDBClient, settings: Settings, now: float
-) -> dict[str, Any]:
+def poll_step(state: dict[str, Any], videodb: VideoDB, settings: Settings, now: float) -> dict[str, Any]:
     """Poll the job once (or settle a poll error) and return the next workflow state."""
     if "poll_error" in state:
         # Settling must work even for the state that made polling fail, or the execution
@@ -230,7 +228,7 @@ def inline_schedule(settings: Settings) -> list[float]:
 
 def follow_job(
     event: dict[str, Any],
-    videodb: VideoDBClient,
+    videodb: VideoDB,
     settings: Settings,
     clock: Clock,
     seconds_left: Callable[[], float],

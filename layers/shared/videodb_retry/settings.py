@@ -46,6 +46,11 @@ class Settings:
     state_machine_arn: str = ""
     event_bus_name: str = "default"
     outcome_event_source: str = OUTCOME_EVENT_SOURCE
+    # The sweeper's (see sweeper.py); required there, unused by the other functions.
+    sweep_lookback_hours: float = 24.0
+    failure_event_source: str = ""
+    failure_event_detail_type: str = ""
+    sweep_table_name: str = ""
 
     @property
     def api_origin(self) -> Origin:
@@ -110,6 +115,10 @@ class Settings:
             state_machine_arn=text("STATE_MACHINE_ARN", ""),
             event_bus_name=text("EVENT_BUS_NAME", d.event_bus_name),
             outcome_event_source=text("OUTCOME_EVENT_SOURCE", d.outcome_event_source),
+            sweep_lookback_hours=number("SWEEP_LOOKBACK_HOURS", d.sweep_lookback_hours, float),
+            failure_event_source=text("FAILURE_EVENT_SOURCE", ""),
+            failure_event_detail_type=text("FAILURE_EVENT_DETAIL_TYPE", ""),
+            sweep_table_name=text("STATE_TABLE_NAME", ""),
         )
         url_origin(settings.api_base_url)  # fail at start-up, not on the first record
         if any(mark in settings.api_base_url for mark in "?#"):

@@ -2,39 +2,26 @@
 
 Lists every page of ``GET /download``, keeps downloads in ``error`` status created within the
 look-back window, and publishes one "download failed" event for each — once across runs,
-remembered in DynamoDB with a conditional write.
+remembered in DynamoDB with a conditional write (``sweeper_aws``: the claims and the events).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from videodb_retry.aws_clients import client
-from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
 from videodb_retry.messages import is_valid_download_id
+from videodb_retry.ports import FailureClaims, FailureEvents, VideoDB
+from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, map_status
 
 PAGE_SIZE = 500
 MAX_PAGES = 200  # 100,000 downloads: a bound, so one run always ends
 EVENTS_PER_PUT = 10  # PutEvents takes at most 10 entries
 STALE_CLAIM = timedelta(minutes=15)  # longer than a sweep can run (the function's timeout)
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """What one sweep needs besides the API client."""
-
-    lookback_hours: float
-    event_source: str
-    event_detail_type: str
-    event_bus_name: str
-    seen_table_name: str
-    page_size: int = PAGE_SIZE
 
 
 @dataclass
@@ -48,7 +35,7 @@ class SweepReport:
 
 
 def failed_downloads(
-    videodb: VideoDBClient, since: datetime, page_size: int = PAGE_SIZE
+    videodb: VideoDB, since: datetime, page_size: int = PAGE_SIZE
 ) -> Iterator[dict[str, Any]]:
     """Every download in error status created at or after ``since`` (all pages, bounded)."""
     for page_index in range(MAX_PAGES):
@@ -77,16 +64,38 @@ def parse_created_at(value: object) -> datetime | None:
 class Sweeper:
     """Publishes one "download failed" event per failed download, once across runs."""
 
-    def __init__(self, videodb: VideoDBClient, settings: SweepSettings) -> None:
+    def __init__(
+        self,
+        videodb: VideoDB,
+        settings: Settings,
+        claims: FailureClaims,
+        events: FailureEvents,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        missing = [
+            env
+            for env, value in (
+                ("FAILURE_EVENT_SOURCE", settings.failure_event_source),
+                ("FAILURE_EVENT_DETAIL_TYPE", settings.failure_event_detail_type),
+                ("STATE_TABLE_NAME", settings.sweep_table_name),
+            )
+            if not value
+        ]
+        if missing:
+            # Fail at start-up, not after listing every page.
+            raise ValueError(f"the sweeper needs the settings {', '.join(missing)}")
         self._videodb = videodb
-        self._settings = settings
+        self._lookback_hours = settings.sweep_lookback_hours
+        self._claims = claims
+        self._events = events
+        self._page_size = page_size
 
     def sweep(self, now: datetime) -> SweepReport:
         """Run one sweep at time ``now`` and report the counts."""
         report = SweepReport()
-        since = now - timedelta(hours=self._settings.lookback_hours)
+        since = now - timedelta(hours=self._lookback_hours)
         pending: list[dict[str, Any]] = []
-        for download in failed_downloads(self._videodb, since, self._settings.page_size):
+        for download in failed_downloads(self._videodb, since, self._page_size):
             report.failed_in_window += 1
             if not is_valid_download_id(download.get("id")):
                 report.skipped_invalid += 1
@@ -109,73 +118,32 @@ class Sweeper:
         died in between leaves a stale pending claim, which a later run takes over, so a
         failure is neither lost nor published twice by runs that complete.
         """
-        ddb = client("dynamodb")
         # Kept a little longer than the window, so a failure can never come back into view.
-        expires = now + timedelta(hours=self._settings.lookback_hours * 2 + 1)
-        try:
-            ddb.put_item(
-                TableName=self._settings.seen_table_name,
-                Item={
-                    "id": {"S": _claim_id(download)},
-                    "expiration": {"N": str(int(expires.timestamp()))},
-                    "state": {"S": "pending"},
-                    "claimed_at": {"N": str(int(now.timestamp()))},
-                },
-                ConditionExpression="attribute_not_exists(id) OR (#s = :pending AND claimed_at < :stale)",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": "pending"},
-                    ":stale": {"N": str(int((now - STALE_CLAIM).timestamp()))},
-                },
-            )
-        except ddb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def _mark_published(self, download: dict[str, Any]) -> None:
-        client("dynamodb").update_item(
-            TableName=self._settings.seen_table_name,
-            Key={"id": {"S": _claim_id(download)}},
-            UpdateExpression="SET #s = :published",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":published": {"S": "published"}},
-        )
+        expires = now + timedelta(hours=self._lookback_hours * 2 + 1)
+        return self._claims.claim(_claim_id(download), now, expires, stale_before=now - STALE_CLAIM)
 
     def _publish(self, downloads: list[dict[str, Any]], now: datetime) -> int:
-        entries = [
+        details = [
             {
-                "Source": self._settings.event_source,
-                "DetailType": self._settings.event_detail_type,
-                "EventBusName": self._settings.event_bus_name,
-                "Time": now,
-                "Detail": json.dumps(
-                    {
-                        "download_id": d["id"],
-                        "name": d.get("name"),
-                        "created_at": d.get("created_at"),
-                        "reason": "found in error status by the videodb-retry sweeper",
-                    }
-                ),
+                "download_id": d["id"],
+                "name": d.get("name"),
+                "created_at": d.get("created_at"),
+                "reason": "found in error status by the videodb-retry sweeper",
             }
             for d in downloads
         ]
-        answer = client("events").put_events(Entries=entries)
-        failed = [d for d, e in zip(downloads, answer.get("Entries", []), strict=False) if e.get("ErrorCode")]
-        for download in downloads:
-            if download in failed:
-                self._forget(download)
+        codes = self._events.put(details, now)
+        failed = 0
+        for download, code in zip(downloads, codes, strict=True):
+            if code:
+                # The event did not go out: drop the claim so the next run publishes it.
+                self._claims.forget(_claim_id(download))
+                failed += 1
             else:
-                self._mark_published(download)
+                self._claims.mark_published(_claim_id(download))
         if failed:
-            raise TransientError(f"{len(failed)} failure events not accepted by EventBridge")
+            raise TransientError(f"{failed} failure events not accepted by EventBridge")
         return len(downloads)
-
-    def _forget(self, download: dict[str, Any]) -> None:
-        # The event did not go out: drop the claim so the next run publishes it.
-        client("dynamodb").delete_item(
-            TableName=self._settings.seen_table_name,
-            Key={"id": {"S": _claim_id(download)}},
-        )
 
 
 def _claim_id(download: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ What happens to the record:
 - a transient error -> raised, so the batch reports this record failed and SQS redelivers it.
 
 The two steps with outside effects, *issue* (the POST) and *settle* (what follows it), each run
-once per attempt through the :class:`~videodb_retry.ledger.Ledger`, so a redelivery after a
+once per attempt through the :class:`~videodb_retry.ports.Ledger`, so a redelivery after a
 failure in *settle* does not POST again, and a duplicate message does nothing twice.
 """
 
@@ -18,19 +18,16 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from videodb_retry.client import ForeignOriginError, VideoDBClient
-from videodb_retry.dead_letter import DeadLetterQueue
-from videodb_retry.errors import PermanentError
-from videodb_retry.ledger import Ledger, StepInProgress
+from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import Metric, count, logger
-from videodb_retry.outcomes import Ending, Outcome, OutcomePublisher
+from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.ports import DeadLetters, Ledger, OutcomeSink, VideoDB, Workflows
 from videodb_retry.sanitise import clean_text
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
-from videodb_retry.workflow import WorkflowStarter
 
 
 class RecordResult(enum.StrEnum):
@@ -54,16 +51,58 @@ class InboundMessage:
     redriven: bool = False  # moved back from the DLQ (see dead_letter.is_redriven)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why VideoDB's answer to the retry can never lead anywhere: the DLQ reason and code."""
+
+    reason: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What the *issue* step (the POST) led to: VideoDB's job status, or a refusal.
+
+    Kept in the ledger as ``{"status": {...}}`` or ``{"permanent": reason, "code": code}``
+    (the shape earlier releases stored, so a replay across an upgrade reads the same).
+    """
+
+    status: JobStatus | None = None
+    refusal: Refusal | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The ledger's stored form."""
+        if self.refusal is not None:
+            return {"permanent": self.refusal.reason, "code": self.refusal.code}
+        assert self.status is not None, "an Issued holds a status or a refusal"
+        return {"status": self.status.to_dict()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Self:
+        """Read the ledger's stored form back."""
+        if "permanent" in record:
+            return cls(refusal=Refusal(reason=record["permanent"], code=record["code"]))
+        return cls(status=JobStatus.from_dict(record["status"]))
+
+    @property
+    def starts_workflow(self) -> bool:
+        """True when the issued retry is a job to follow (the common path)."""
+        status = self.status
+        return bool(
+            status is not None and status.state is JobState.RUNNING and status.job_id and status.output_url
+        )
+
+
 class RetryService:
     """Retries downloads through VideoDB and routes each answer."""
 
     def __init__(
         self,
         settings: Settings,
-        videodb: VideoDBClient,
-        dead_letters: DeadLetterQueue,
-        workflows: WorkflowStarter,
-        outcomes: OutcomePublisher,
+        videodb: VideoDB,
+        dead_letters: DeadLetters,
+        workflows: Workflows,
+        outcomes: OutcomeSink,
         ledger: Ledger,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -89,21 +128,23 @@ class RetryService:
             )
             return self.dead_letter(message, reason, "attempts_exhausted", request.download_id)
         try:
-            issued, _ = self._ledger.once("issue", request, lambda: self._issue(request))
-            if _starts_workflow(issued):
+            stored, _ = self._ledger.once("issue", request, lambda: self._issue(request).to_record())
+            issued = Issued.from_record(stored)
+            if issued.starts_workflow:
                 # Starting the workflow needs no ledger entry: the execution name is
                 # deterministic, so Step Functions itself refuses a second start (for 90 days).
-                return RecordResult(self._settle(message, request, issued)["result"])
+                return self._settle(message, request, issued)
             settled, replayed = self._ledger.once(
-                "settle", request, lambda: self._settle(message, request, issued)
+                "settle", request, lambda: {"result": self._settle(message, request, issued).value}
             )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
-        if replayed and "permanent" in issued and message.redriven:
+        if replayed and issued.refusal is not None and message.redriven:
             # The refused attempt moved back from the DLQ: VideoDB is not asked again, but the
             # message must not vanish either; it goes back with the reason. A second copy of
             # the original failure (no DLQ attributes) is a duplicate: its twin was dead-lettered.
-            return self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
+            refusal = issued.refusal
+            return self.dead_letter(message, refusal.reason, refusal.code, request.download_id)
         if replayed:
             return self._duplicate("this attempt was already handled")
         return RecordResult(settled["result"])
@@ -127,7 +168,7 @@ class RetryService:
         logger.warning("message sent to the dead-letter queue", extra={"reason": reason, "error_code": code})
         return RecordResult.DEAD_LETTERED
 
-    def _issue(self, request: RetryRequest) -> dict[str, Any]:
+    def _issue(self, request: RetryRequest) -> Issued:
         """The POST, once per attempt. A permanent refusal is a result too (kept, not raised),
         so a duplicate of a refused attempt is not sent to VideoDB again."""
         try:
@@ -135,26 +176,25 @@ class RetryService:
         except PermanentError as exc:
             code = f"http_{exc.status_code}" if exc.status_code else exc.code
             # Kept in the ledger's DynamoDB item (400 KB at most) and sent as the DLQ reason.
-            return {"permanent": clean_text(str(exc)), "code": code}
+            return Issued(refusal=Refusal(reason=clean_text(str(exc)), code=code))
         count(Metric.RETRIES_ISSUED)
         if status.output_url:
             try:
                 self._videodb.followable_url(status.output_url)
             except ForeignOriginError as exc:
                 # Following it would send the key elsewhere, and so would every later attempt.
-                return {"permanent": f"VideoDB's output_url was refused: {exc}", "code": "foreign_origin"}
-        return {"status": status.to_dict()}
+                reason = f"VideoDB's output_url was refused: {exc}"
+                return Issued(refusal=Refusal(reason=reason, code="foreign_origin"))
+        return Issued(status=status)
 
-    def _settle(
-        self, message: InboundMessage, request: RetryRequest, issued: dict[str, Any]
-    ) -> dict[str, Any]:
-        if "permanent" in issued:
+    def _settle(self, message: InboundMessage, request: RetryRequest, issued: Issued) -> RecordResult:
+        if issued.refusal is not None:
             count(Metric.PERMANENT_ERRORS)
-            self.dead_letter(message, issued["permanent"], issued["code"], request.download_id)
-            return {"result": RecordResult.DEAD_LETTERED.value}
-        status = JobStatus.from_dict(issued["status"])
-        logger.thread_safe_append_keys(job_id=status.job_id)
-        return {"result": self._route(request, status).value}
+            self.dead_letter(message, issued.refusal.reason, issued.refusal.code, request.download_id)
+            return RecordResult.DEAD_LETTERED
+        assert issued.status is not None, "an Issued holds a status or a refusal"
+        logger.thread_safe_append_keys(job_id=issued.status.job_id)
+        return self._route(request, issued.status)
 
     def _route(self, request: RetryRequest, status: JobStatus) -> RecordResult:
         if status.state is JobState.RUNNING:
@@ -211,14 +251,3 @@ class RetryService:
         count(Metric.DUPLICATES)
         logger.info("duplicate delivery; nothing done again", extra={"why": why})
         return RecordResult.DUPLICATE
-
-
-def _starts_workflow(issued: dict[str, Any]) -> bool:
-    """True when the issued retry is a job to follow (the common path)."""
-    status = issued.get("status")
-    return bool(
-        status
-        and status["state"] == JobState.RUNNING.value
-        and status.get("job_id")
-        and status.get("output_url")
-    )

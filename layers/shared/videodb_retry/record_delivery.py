@@ -1,4 +1,5 @@
-"""What happens to a queue record around its processing: time budget, backoff, last delivery.
+"""What to do with one delivered SQS record around its retry attempt: time budget, backoff,
+last delivery (the attempt itself is ``retry_attempt``; how long to back off, ``redelivery_policy``).
 
 - A record not started while the invocation still had time for a full API call is failed
   untouched, so a batch never runs into the Lambda timeout with work half done.
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from videodb_retry.dead_letter import is_redriven
 from videodb_retry.errors import TransientError
-from videodb_retry.messages import PoisonMessage, parse_body
+from videodb_retry.messages import PoisonMessage, is_redriven, parse_body
 from videodb_retry.observability import Metric, count, logger
-from videodb_retry.redelivery import RedeliveryPolicy, VisibilityBackoff
-from videodb_retry.retry import InboundMessage, RecordResult, RetryService
+from videodb_retry.ports import Visibility
+from videodb_retry.redelivery_policy import RedeliveryPolicy
+from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 
 # Delay for records that were never started: they did nothing wrong, try them again soon.
@@ -50,7 +51,7 @@ class OutOfTime(TransientError):
 class RecordDelivery:
     """Processes one delivered record under the time budget and redelivery policy."""
 
-    def __init__(self, settings: Settings, service: RetryService, backoff: VisibilityBackoff) -> None:
+    def __init__(self, settings: Settings, service: RetryService, backoff: Visibility) -> None:
         self._service = service
         self._backoff = backoff
         self._policy = RedeliveryPolicy(

@@ -1,16 +1,16 @@
-"""Backing off between deliveries of a record that failed for a transient reason.
+"""How long a record that failed for a transient reason waits before its next delivery.
 
 Lambda leaves a failed record invisible for the queue's whole visibility timeout; instead the
 retry function sets that record's visibility itself, growing with its receive count (and at
 least VideoDB's ``Retry-After``), so a struggling API is not hammered and a short blip is
 retried soon. The last allowed delivery goes to the DLQ with the reason, not silently by redrive.
+The policy only: ``queue_aws.VisibilityBackoff`` applies the delay, ``record_delivery`` decides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videodb_retry.aws_clients import client
 from videodb_retry.backoff import exponential_wait
 
 # SQS refuses a visibility that ends more than 12 h after the message's *receive*, not after
@@ -44,16 +44,3 @@ class RedeliveryPolicy:
     def is_last_delivery(self, receive_count: int) -> bool:
         """True when SQS would move this record to the DLQ after one more failure."""
         return receive_count >= self.max_receive_count
-
-
-class VisibilityBackoff:
-    """Applies a delay to one received message of the retry queue."""
-
-    def __init__(self, queue_url: str) -> None:
-        self._queue_url = queue_url
-
-    def postpone(self, receipt_handle: str, seconds: int) -> None:
-        """Make the message visible again only after ``seconds``."""
-        client("sqs").change_message_visibility(
-            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )

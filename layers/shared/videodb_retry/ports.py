@@ -1,0 +1,126 @@
+"""The outside world as the rules see it: small Protocols, implemented by the adapters.
+
+The rule modules (retry_attempt, record_delivery, poll, sweeper, outcomes, breaker_control)
+are typed against these and import no boto3, requests or adapter module
+(``tests/unit/test_layer_imports.py``). The adapters implement them: ``client.VideoDBClient``
+(HTTP), ``dead_letter.DeadLetterQueue``, ``queue_aws.VisibilityBackoff`` (SQS),
+``workflow.WorkflowStarter`` (Step Functions), ``outcomes_aws.OutcomePublisher`` (SQS and
+EventBridge), ``ledger.DynamoDBLedger``, ``sweeper_aws`` (DynamoDB claims, EventBridge) and
+``breaker_aws`` (DynamoDB, Lambda, EventBridge); the functions in ``functions/`` wire them
+together. The tests' in-memory versions are in ``tests/fakes.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # types only: no import cycle, nothing loaded at run time
+    from videodb_retry.breaker import Bucket, Mode, State
+    from videodb_retry.messages import RetryRequest
+    from videodb_retry.outcomes import Outcome
+    from videodb_retry.status import JobStatus
+
+
+class VideoDB(Protocol):
+    """The VideoDB API calls the rules make (``client.VideoDBClient`` over HTTP)."""
+
+    def retry_download(self, download_id: str) -> JobStatus: ...
+
+    def get_job(self, output_url: str, download_id: str | None = None) -> JobStatus: ...
+
+    def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]: ...
+
+    def followable_url(self, url: str) -> str: ...
+
+    def is_on_api_origin(self, url: str) -> bool: ...
+
+
+class DeadLetters(Protocol):
+    """Where poison input and permanent failures go, with the reason; raises if refused."""
+
+    def send(
+        self,
+        body: str,
+        reason: str,
+        error_code: str,
+        source_message_id: str,
+        download_id: str | None = None,
+        receive_count: int | None = None,
+    ) -> None: ...
+
+
+class Workflows(Protocol):
+    """Starts the wait/poll workflow; False when this job's execution already exists."""
+
+    def start(self, state: dict[str, Any]) -> bool: ...
+
+
+class OutcomeSink(Protocol):
+    """Re-queues (if attempts remain) and announces an outcome that ends in the retry function."""
+
+    def settle(self, outcome: Outcome) -> None: ...
+
+
+class Visibility(Protocol):
+    """Postpones the next delivery of one received record of the retry queue."""
+
+    def postpone(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class Ledger(Protocol):
+    """Runs a step of an attempt once; returns (result, replayed).
+
+    A completed step replays its saved result; a step that raised is forgotten; a step
+    running elsewhere raises :class:`~videodb_retry.errors.StepInProgress`. The result is
+    a JSON-shaped dict because it is stored (DynamoDB); the rules read it into typed values.
+    """
+
+    def once(
+        self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]: ...
+
+    def register_lambda_context(self, context: Any) -> None: ...
+
+
+class FailureClaims(Protocol):
+    """The sweeper's memory of failures it published (once across runs)."""
+
+    def claim(self, claim_id: str, now: datetime, expires: datetime, stale_before: datetime) -> bool:
+        """Claim ``claim_id`` as pending; False if a run published it or holds a fresh claim."""
+        ...
+
+    def mark_published(self, claim_id: str) -> None: ...
+
+    def forget(self, claim_id: str) -> None: ...
+
+
+class FailureEvents(Protocol):
+    """Puts "download failed" events; returns the error code of each (None: accepted)."""
+
+    def put(self, details: Sequence[dict[str, Any]], time: datetime) -> list[str | None]: ...
+
+
+class BreakerStore(Protocol):
+    """Where the breaker's state and counting buckets live."""
+
+    def load(self) -> State: ...
+
+    def save(self, state: State) -> State: ...
+
+    def add(self, start: int, attempts: int, failures: int) -> None: ...
+
+    def buckets(self, starts: list[int]) -> list[Bucket]: ...
+
+
+class BreakerSwitch(Protocol):
+    """The retry queue's event source mapping."""
+
+    def apply(self, mode: Mode, concurrency: int) -> bool: ...
+
+
+class Announcer(Protocol):
+    """Where Retry Paused / Retry Resumed go."""
+
+    def announce(self, detail_type: str, detail: dict[str, Any]) -> None: ...
