@@ -118,7 +118,7 @@ class StrictAws:
 
     def refused(self, operation: str, error: ClientError) -> None:
         """Record moto's refusal of a call the functions tolerate (they log, count and go
-        on, see delivery.py): locally such a refusal is a bug, so it fails the run too."""
+        on, see record_delivery.py): locally such a refusal is a bug, so it fails the run too."""
         if operation in TOLERATED_REFUSALS:
             code = error.response.get("Error", {}).get("Code", "?")
             with self._lock:
