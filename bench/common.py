@@ -1,7 +1,7 @@
 """What the figures share: result rows, the machine, the emulated stack with the sandbox,
 loading a function's real handler, instant AWS answers, a virtual clock, and guards.
 
-Handlers are loaded the way ``videodb_retry_local.stack`` loads them (a fresh import of
+Handlers are loaded the way ``videodb_retry_local.lambda_runtime`` loads them (a fresh import of
 ``functions/<name>/app.py`` with the function's environment resolved from template.yaml),
 inside moto (``local_aws``); HTTP goes to :class:`~videodb_retry_local.sandbox.SandboxServer`
 on 127.0.0.1 only.
@@ -188,8 +188,9 @@ def bench_stack(
 
     Inside, boto3 reaches moto and ``requests`` reaches the sandbox directly (:func:`direct_http`).
     """
+    from videodb_retry_local.emulated_stack import EmulatedStack
+    from videodb_retry_local.moto_env import local_aws
     from videodb_retry_local.sandbox import SandboxServer
-    from videodb_retry_local.stack import EmulatedStack, local_aws
 
     sandbox_kwargs: dict[str, Any] = {"latency_seconds": latency_seconds}
     if clock is not None:
@@ -219,7 +220,7 @@ def load_function(stack: Any, logical_id: str, extra_env: dict[str, str] | None 
 
 def call(function: Any, event: Any) -> Any:
     """Invoke a loaded handler once with a fresh Lambda context (what one invocation is)."""
-    from videodb_retry_local.stack import LocalLambdaContext
+    from videodb_retry_local.lambda_runtime import LocalLambdaContext
 
     context = LocalLambdaContext(
         function_name=function.name,

@@ -30,8 +30,10 @@ from typing import Any
 
 from videodb_retry.messages import PoisonMessage, parse_body
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import local_aws
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import Delivery, EmulatedStack, QueueConsumer, local_aws
+from videodb_retry_local.sqs_event_source import Delivery, QueueConsumer
 from videodb_retry_local.template import TemplateError
 
 MAX_SECONDS = 120

@@ -28,11 +28,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from videodb_retry_local import demo
+from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.iam_enforcement import Denial, Enforcement, acting_as
 from videodb_retry_local.iam_requests import Request, RequestContext
+from videodb_retry_local.lambda_runtime import FunctionError
+from videodb_retry_local.moto_env import local_aws
 from videodb_retry_local.sam_translation import execution_roles, translate
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import EmulatedStack, FunctionError, QueueConsumer, local_aws
+from videodb_retry_local.sqs_event_source import QueueConsumer
 from videodb_retry_local.template import DEFAULT_TEMPLATE, PROJECT_ROOT, TemplateError
 
 TIMEOUT_SECONDS = 90

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import FAKE_CREDENTIALS
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import FAKE_CREDENTIALS, EmulatedStack
 from videodb_retry_local.template import PhysicalIds, Template
 
 AUTO = "auto"

@@ -53,17 +53,12 @@ from urllib.parse import urlsplit
 from moto.server import ThreadedMotoServer
 
 from videodb_retry_local import sam_local
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import FAKE_CREDENTIALS, REGION, STACK_NAME, local_aws
 from videodb_retry_local.prefix_sandbox import PREFIXES, Prefix, PrefixSandbox
 from videodb_retry_local.sam_local import POLL_EXAMPLE_FILE
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import (
-    FAKE_CREDENTIALS,
-    REGION,
-    STACK_NAME,
-    EmulatedStack,
-    QueueConsumer,
-    local_aws,
-)
+from videodb_retry_local.sqs_event_source import QueueConsumer
 from videodb_retry_local.template import TemplateError
 
 __all__ = ["PREFIXES", "READY", "Prefix", "PrefixSandbox", "serve"]  # PREFIXES: moved, still here
@@ -220,7 +215,10 @@ def create_record_stack(stack: EmulatedStack) -> None:
         # CloudFormation wants at least one resource; this one does nothing.
         "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {
-            key: {"Description": "created by videodb_retry_local.stack.EmulatedStack", "Value": str(value)}
+            key: {
+                "Description": "created by videodb_retry_local.emulated_stack.EmulatedStack",
+                "Value": str(value),
+            }
             for key, value in sorted(stack.outputs.items())
         },
     }

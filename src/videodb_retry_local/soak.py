@@ -1,7 +1,7 @@
 """`make soak`: a bounded soak run of the whole retry pipeline, with exact accounting at the end.
 
 Thousands of failed-download messages go through the real retry handler (the emulated stack's
-:class:`~videodb_retry_local.stack.QueueConsumer` invoking ``functions/retry/app.py``), a
+:class:`~videodb_retry_local.sqs_event_source.QueueConsumer` invoking ``functions/retry/app.py``), a
 thousand or more of them through the Step Functions workflow executing in moto and its poll
 function, against the sandbox VideoDB API on 127.0.0.1. On top of a scripted mix of downloads
 (done or failed at once, processing then done, failing every attempt, never finishing, unknown
@@ -51,8 +51,10 @@ from urllib.parse import unquote
 
 from videodb_retry.messages import PoisonMessage, parse_body
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import local_aws
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import EmulatedStack, QueueConsumer, local_aws
+from videodb_retry_local.sqs_event_source import QueueConsumer
 from videodb_retry_local.template import Template, TemplateError
 
 API_KEY = "sk-soak-sandbox"

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import FAKE_CREDENTIALS, local_aws
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import FAKE_CREDENTIALS, EmulatedStack, QueueConsumer, local_aws
+from videodb_retry_local.sqs_event_source import QueueConsumer
 
 API_KEY = "sk-integration-key"
 # Waits of one or two seconds and a short deadline keep each scenario to a few seconds.

@@ -25,8 +25,9 @@ import botocore.client
 import requests
 from botocore.exceptions import ClientError
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.lambda_runtime import LocalLambdaContext
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import EmulatedStack, LocalLambdaContext
 
 # -- AWS API faults --------------------------------------------------------------------------
 

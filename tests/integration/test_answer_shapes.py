@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from videodb_retry_local.sandbox_answers import SHAPES
-from videodb_retry_local.stack import QueueConsumer
+from videodb_retry_local.sqs_event_source import QueueConsumer
 
 from .conftest import dead_letters_of, final_outcome, outcomes_of
 
@@ -30,8 +30,9 @@ def run_all(make_stack, sandbox, behaviour: dict) -> dict[str, dict]:
     stack = make_stack(MaxRetryAttempts=1)
     consumer = QueueConsumer(stack, redelivery_seconds=1)
     for name, documented in SHAPES.items():
-        sandbox.script(f"dl-{name}", shape=documented.shape, status_spelling=dict(documented.spelling),
-                       **behaviour)
+        sandbox.script(
+            f"dl-{name}", shape=documented.shape, status_spelling=dict(documented.spelling), **behaviour
+        )
         stack.send_to_queue(f"dl-{name}")
     everything = lambda: all(final_outcome(stack, f"dl-{n}")() for n in SHAPES)  # noqa: E731
     assert consumer.run(until=everything, timeout=90)
@@ -67,8 +68,9 @@ def test_a_failed_job_in_every_shape(make_stack, sandbox):
 
 
 @pytest.mark.parametrize("spelled", ["PROCESSING", "In Progress", "pending"])
-def test_a_running_word_in_any_case_is_followed_until_the_deadline_and_no_longer(make_stack, sandbox,
-                                                                                  spelled):
+def test_a_running_word_in_any_case_is_followed_until_the_deadline_and_no_longer(
+    make_stack, sandbox, spelled
+):
     stack = make_stack(MaxRetryAttempts=1, PollDeadlineSeconds=2)
     consumer = QueueConsumer(stack, redelivery_seconds=1)
     sandbox.script("dl-1", never_finishes=True, status_spelling={"processing": spelled})

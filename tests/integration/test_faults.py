@@ -14,8 +14,9 @@ import time
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
+from videodb_retry_local.lambda_runtime import _INVOKE_LOCK
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import _INVOKE_LOCK, QueueConsumer
+from videodb_retry_local.sqs_event_source import QueueConsumer
 
 from .conftest import API_KEY, dead_letters_of, final_outcome, outcomes_of, wait_until
 from .faults_helpers import (
@@ -598,7 +599,9 @@ def test_a_refused_failure_delivered_twice_is_dead_lettered_once(stack, consumer
     assert consumer.run(until=lambda: len(consumer.deliveries) == 2, timeout=20)
     stack.send_to_queue("dl-twice")  # a late copy, after the first was dead-lettered
     assert consumer.run(until=lambda: len(consumer.deliveries) == 3, timeout=20)
-    assert [m["attributes"]["error_code"] for m in dead_letters_of(stack, download_id="dl-twice")] == ["http_409"]
+    assert [m["attributes"]["error_code"] for m in dead_letters_of(stack, download_id="dl-twice")] == [
+        "http_409"
+    ]
     assert len(sandbox.retry_calls("dl-twice")) == 1
     assert_queue_empty(stack, consumer)
 

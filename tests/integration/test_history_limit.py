@@ -26,8 +26,10 @@ from unittest import mock
 
 import pytest
 
+from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.moto_env import local_aws
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import EmulatedStack, QueueConsumer, local_aws
+from videodb_retry_local.sqs_event_source import QueueConsumer
 from videodb_retry_local.template import PROJECT_ROOT, Template
 
 from .conftest import API_KEY, FAST, outcomes_of, wait_until

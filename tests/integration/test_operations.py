@@ -15,7 +15,7 @@ def test_sweeper_finds_failures_and_the_app_retries_them(make_stack, sandbox):
     sandbox.add_download("dl-done", status="done", created_at=now)
     sandbox.add_download("dl-old", status="error", created_at=now - timedelta(days=30))
     stack = make_stack(SweeperEnabled="true", SweepLookbackHours=24)
-    from videodb_retry_local.stack import QueueConsumer
+    from videodb_retry_local.sqs_event_source import QueueConsumer
 
     consumer = QueueConsumer(stack, redelivery_seconds=1)
 
@@ -44,8 +44,12 @@ def test_alarms_and_dashboard_exist_and_notify_the_topic(make_stack):
         for q in a.get("Metrics", [])
         if "MetricStat" in q
     }
-    assert {("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AWS/States", "ExecutionsFailed"),
-            ("VideoDBRetry", "RetriesTimedOut"), ("AWS/Lambda", "Errors")} <= watched
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/States", "ExecutionsFailed"),
+        ("VideoDBRetry", "RetriesTimedOut"),
+        ("AWS/Lambda", "Errors"),
+    } <= watched
     assert all(a["AlarmActions"] == [topic_arn] for a in alarms)
     subscriptions = stack.client("sns").list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
     assert [s["Endpoint"] for s in subscriptions] == ["ops@example.com"]

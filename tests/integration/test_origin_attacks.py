@@ -21,8 +21,9 @@ from videodb_retry.errors import RetryPipelineError
 from videodb_retry.settings import Settings
 
 from tests.origin_variants import Recorder, foreign_prefixes, recording_server, url_paths, url_soup
+from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.stack import EmulatedStack, QueueConsumer
+from videodb_retry_local.sqs_event_source import QueueConsumer
 
 from .conftest import API_KEY
 

@@ -72,7 +72,7 @@ def test_functions_get_the_template_environment_with_overrides(stack, sandbox):
 
 
 def test_consumer_uses_the_event_source_batch_size(make_stack):
-    from videodb_retry_local.stack import QueueConsumer
+    from videodb_retry_local.sqs_event_source import QueueConsumer
 
     consumer = QueueConsumer(make_stack(RetryBatchSize=2))
     assert consumer.batch_size == 2 and consumer.reports_item_failures

@@ -1,0 +1,71 @@
+"""moto set up for the local run: fake credentials, the mock's configuration, AWS's limits
+enforced (:mod:`videodb_retry_local.aws_limits`) and DynamoDB writes made atomic as in AWS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+from moto import mock_aws
+
+from videodb_retry_local.aws_limits import strict_aws
+
+REGION = "us-east-1"
+STACK_NAME = "videodb-retry-local"
+# moto's configuration for the local run: state machines really execute; Lambda tasks reach
+# LambdaSimpleBackend.invoke, which the stack routes to the real handler modules.
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@contextlib.contextmanager
+def local_aws() -> Iterator[None]:
+    """Fake credentials and an active moto mock configured for the local run, with AWS's
+    limits enforced on every call (:mod:`videodb_retry_local.aws_limits`): a request real AWS
+    would refuse is refused, and the run fails on leaving this context."""
+    with (
+        mock.patch.dict(os.environ, FAKE_CREDENTIALS),
+        mock_aws(config=MOTO_CONFIG),  # type: ignore[arg-type]
+        atomic_dynamodb_writes(),
+        strict_aws(),
+    ):
+        yield
+
+
+# moto checks a DynamoDB condition and then writes, with no lock between: records of a batch
+# run on several threads, so two copies of one message could both pass the idempotency
+# ledger's condition there, which real DynamoDB never allows.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """Serialise moto's DynamoDB item writes, so a conditional write is atomic as in AWS."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return write
+
+    with contextlib.ExitStack() as patches:
+        for name in _DYNAMODB_WRITES:
+            if hasattr(DynamoDBBackend, name):
+                patches.enter_context(
+                    mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+                )
+        yield
