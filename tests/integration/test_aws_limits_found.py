@@ -75,7 +75,7 @@ def test_a_retry_after_beyond_12_hours_is_capped_within_12_hours_of_the_receive(
 def test_a_visibility_refused_by_aws_is_logged_counted_and_fails_the_run(
     make_stack, sandbox, caplog, monkeypatch
 ):
-    from videodb_retry import delivery
+    from videodb_retry import record_delivery as delivery
 
     counted: list[str] = []
     monkeypatch.setattr(delivery, "count", lambda name, value=1: counted.append(name))
