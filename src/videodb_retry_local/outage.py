@@ -26,7 +26,7 @@ from videodb_retry.messages import PoisonMessage, parse_body
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import local_aws
 from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.soak import quick_thread_switches, quiet
+from videodb_retry_local.soak_runner import quick_thread_switches, quiet
 from videodb_retry_local.sqs_event_source import QueueConsumer
 
 API_KEY = "sk-outage-sandbox"
