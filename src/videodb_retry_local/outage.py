@@ -51,10 +51,10 @@ PROBE_VIRTUAL_SECONDS = 60  # BreakerProbeIntervalSeconds' default
 class OutageConfig:
     """One scenario: how many downloads fail at once, how long VideoDB is down, how fast."""
 
-    downloads: int = 2000
+    downloads: int = 300  # what a local consumer drains in minutes; --downloads 2000 for a bigger burst
     outage_hours: float = 3.0
     scale: float = 120.0
-    in_flight: int = 20  # workflows already polling when VideoDB goes down
+    in_flight: int = 10  # workflows already polling when VideoDB goes down
     # Share of the burst whose retry VideoDB answers "processing" (a workflow follows it); the
     # rest answer "done" at once, which keeps a 2,000-download run to minutes in moto.
     workflow_share: float = 0.1
