@@ -146,6 +146,7 @@ def _follow(
         "transitions": billed_transitions(history),
         "events": len(history),
         "polls": len(polls),
+        "poll_offsets_s": [t - posts[-1] for t in polls],  # after the retry's POST, sandbox clock
         "detection_s": (noticed[0] - ended_at) if noticed else None,
         "poll_invocation_s": [i.seconds for i in poll_invocations],
         "slept_in_function_s": sum(slept),

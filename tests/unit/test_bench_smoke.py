@@ -67,7 +67,11 @@ def test_polling_counts_transitions_of_real_executions() -> None:
     # Lambda duration), then route and announce; the baseline: wait, poll, route per poll, then
     # its end state.
     assert ours["transitions"] == 3 and ours["polls"] == 2
-    assert len(ours["poll_invocation_s"]) == 1 and ours["slept_in_function_s"] >= 11
+    # When the polls happened (the bench's clock, from the retry's POST) is what the schedule
+    # promises; how long the function slept depends on how late a loaded machine started it.
+    first, second = ours["poll_offsets_s"]
+    assert len(ours["poll_invocation_s"]) == 1 and first >= 4 and second >= 12
+    assert ours["slept_in_function_s"] > 0
     assert baseline["transitions"] == 3 * baseline["polls"] + 1
     assert baseline["polls"] == 1 and baseline["detection_s"] >= 0 and ours["detection_s"] >= 0
 
