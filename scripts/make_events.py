@@ -70,7 +70,9 @@ def main() -> None:
     payloads = {
         "retry-bare-id.json": {"Records": [record(1, "dl-ok-bare")]},
         "retry-json.json": {
-            "Records": [record(2, json.dumps({"download_id": "dl-ok-json", "attempt": 2, "reason": "manual"}))]
+            "Records": [
+                record(2, json.dumps({"download_id": "dl-ok-json", "attempt": 2, "reason": "manual"}))
+            ]
         },
         "retry-eventbridge.json": {"Records": [record(3, json.dumps(FAILURE_EVENT))]},
         "retry-mixed-batch.json": {
@@ -96,8 +98,12 @@ def main() -> None:
         },
         "RetryFunction": {
             "RETRY_QUEUE_URL": "http://host.docker.internal:5000/123456789012/videodb-retry-RetryQueue",
-            "DEAD_LETTER_QUEUE_URL": "http://host.docker.internal:5000/123456789012/videodb-retry-RetryDeadLetterQueue",
-            "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:videodb-retry-RetryWorkflow",
+            "DEAD_LETTER_QUEUE_URL": (
+                "http://host.docker.internal:5000/123456789012/videodb-retry-RetryDeadLetterQueue"
+            ),
+            "STATE_MACHINE_ARN": (
+                "arn:aws:states:us-east-1:123456789012:stateMachine:videodb-retry-RetryWorkflow"
+            ),
             "IDEMPOTENCY_TABLE_NAME": "videodb-retry-IdempotencyTable",
         },
     }

@@ -24,11 +24,40 @@ RUNTIME = load_document()["Globals"]["Function"]["Runtime"]  # e.g. python3.13
 # What the Lambda python3.13 runtime itself provides (boto3 and its dependencies): the layer
 # does not carry these, the functions import them from the runtime.
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
-LAYER_DISTRIBUTIONS = {"videodb_retry", "aws_lambda_powertools", "jmespath", "typing_extensions",
-                       "requests", "urllib3", "charset_normalizer", "idna", "certifi"}
-HANDLERS = {"RetryFunction": "retry", "PollFunction": "poll", "SweeperFunction": "sweeper", "BreakerFunction": "breaker"}
-DEV_PACKAGES = ("pytest", "_pytest", "moto", "hypothesis", "mypy", "ruff", "boto3_stubs", "openapi_core",
-                "checkov", "cfnlint", "samcli", "pip", "setuptools", "videodb_retry_local", "videodb_retry_cli")
+LAYER_DISTRIBUTIONS = {
+    "videodb_retry",
+    "aws_lambda_powertools",
+    "jmespath",
+    "typing_extensions",
+    "requests",
+    "urllib3",
+    "charset_normalizer",
+    "idna",
+    "certifi",
+}
+HANDLERS = {
+    "RetryFunction": "retry",
+    "PollFunction": "poll",
+    "SweeperFunction": "sweeper",
+    "BreakerFunction": "breaker",
+}
+DEV_PACKAGES = (
+    "pytest",
+    "_pytest",
+    "moto",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "boto3_stubs",
+    "openapi_core",
+    "checkov",
+    "cfnlint",
+    "samcli",
+    "pip",
+    "setuptools",
+    "videodb_retry_local",
+    "videodb_retry_cli",
+)
 
 
 def _python_dir() -> str:
@@ -48,9 +77,24 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sam-build")
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{_python_dir()}:{os.environ['PATH']}"}
     done = subprocess.run(
-        [str(SAM), "build", "--build-dir", str(out), "--cache-dir", str(out / ".cache"),
-         "--template-file", str(PROJECT_ROOT / "template.yaml"), "--parameter-overrides", "SweeperEnabled=true"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(SAM),
+            "build",
+            "--build-dir",
+            str(out),
+            "--cache-dir",
+            str(out / ".cache"),
+            "--template-file",
+            str(PROJECT_ROOT / "template.yaml"),
+            "--parameter-overrides",
+            "SweeperEnabled=true",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
@@ -111,7 +155,11 @@ def test_pruned_layer_imports_the_handler_and_every_lazy_module(build_dir, runti
     }
     done = subprocess.run(
         [sys.executable, "-S", "-c", _IMPORT_CHECK, *layer_build.LAZY_MODULES],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     files = json.loads(done.stdout.strip().splitlines()[-1])
@@ -146,8 +194,12 @@ def test_dev_venv_runs_the_runtime_sdk_pins():
 def test_container_image_installs_the_same_sdk_pins():
     script = PROJECT_ROOT / "scripts" / "container" / "lambda-image.sh"
     done = subprocess.run(
-        ["bash", str(script)], env={**os.environ, "LAMBDA_IMAGE_PRINT_SDK": "1"},
-        capture_output=True, text=True, timeout=60, check=False,
+        ["bash", str(script)],
+        env={**os.environ, "LAMBDA_IMAGE_PRINT_SDK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     pins = _sdk_pins((PROJECT_ROOT / "requirements-dev.txt").read_text())
@@ -158,7 +210,9 @@ def test_container_image_installs_the_same_sdk_pins():
 def test_functions_hold_only_their_handler(build_dir, function):
     files = {p.name for p in (build_dir / function).iterdir()}
     assert "app.py" in files
-    assert not files & {"videodb_retry", "aws_lambda_powertools", "requests"}, "shared code belongs in the layer"
+    assert not files & {"videodb_retry", "aws_lambda_powertools", "requests"}, (
+        "shared code belongs in the layer"
+    )
 
 
 def test_no_test_or_dev_package_is_shipped(build_dir):
@@ -169,7 +223,10 @@ def test_no_test_or_dev_package_is_shipped(build_dir):
                 shipped.add(path.name.split("-")[0].lower())
     leaked = shipped & set(DEV_PACKAGES)
     assert not leaked, f"dev packages in the build: {sorted(leaked)}"
-    ours = [build_dir / "SharedLayer" / "python" / "videodb_retry", *(build_dir / f for f in ("RetryFunction", "PollFunction"))]
+    ours = [
+        build_dir / "SharedLayer" / "python" / "videodb_retry",
+        *(build_dir / f for f in ("RetryFunction", "PollFunction")),
+    ]
     assert not [p for root in ours for p in root.rglob("test_*.py")], "project tests shipped"
 
 
@@ -182,8 +239,11 @@ def test_readme_dependency_table_names_every_pin():
     """The README's "Dependencies" table shows the versions the layer and the tests install."""
     readme = (PROJECT_ROOT / "README.md").read_text()
     section = readme.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
-    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([0-9.]+)", (PROJECT_ROOT / "layers" / "shared" / "requirements.txt").read_text(),
-                      flags=re.MULTILINE)
+    pins = re.findall(
+        r"^([A-Za-z0-9_.-]+)==([0-9.]+)",
+        (PROJECT_ROOT / "layers" / "shared" / "requirements.txt").read_text(),
+        flags=re.MULTILINE,
+    )
     pins += sorted(_sdk_pins((PROJECT_ROOT / "requirements-dev.txt").read_text()).items())
     assert len(pins) >= 4
     for name, version in pins:

@@ -26,8 +26,9 @@ SOURCES = ("pyproject.toml", "README.md", "LICENSE", "layers/shared/videodb_retr
 
 
 def _run(*command: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300,
-                          check=False, **kwargs)  # type: ignore[call-overload]
+    done = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=300, check=False, **kwargs
+    )  # type: ignore[call-overload]
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     return done
 
@@ -42,8 +43,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(origin, source / name)
     out = tmp_path_factory.mktemp("dist")
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--wheel-dir", out, source)
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--wheel-dir",
+        out,
+        source,
+    )
     (built,) = out.glob("videodb_retry-*.whl")
     return built
 
@@ -56,7 +67,9 @@ def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.EnvBuilder(with_pip=True).create(root)
     python = root / "bin" / "python"
     _run(python, "-m", "pip", "install", "--no-index", "--no-deps", wheel)
-    site = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    site = Path(
+        _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    )
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     return root
 
@@ -74,8 +87,13 @@ def test_the_wheel_holds_the_runtime_package_the_cli_and_the_local_wing(wheel):
     packages = {name.split("/")[0] for name in wheel_names(wheel) if not name.startswith("videodb_retry-")}
     assert packages == {"videodb_retry", "videodb_retry_cli", "videodb_retry_local"}
     names = set(wheel_names(wheel))
-    for module in ("videodb_retry/__init__.py", "videodb_retry/client.py", "videodb_retry_cli/main.py",
-                   "videodb_retry_local/demo.py", "videodb_retry_local/sandbox.py"):
+    for module in (
+        "videodb_retry/__init__.py",
+        "videodb_retry/client.py",
+        "videodb_retry_cli/main.py",
+        "videodb_retry_local/demo.py",
+        "videodb_retry_local/sandbox.py",
+    ):
         assert module in names, module
     assert not [n for n in names if n.startswith(("tests/", "functions/", "bench/")) or "__pycache__" in n]
 
@@ -105,7 +123,12 @@ def test_the_installed_command_runs_from_the_wheel(fresh_venv):
     helped = _run(command, "--help", env=env)
     for subcommand in ("enqueue", "redrive", "status", "local"):
         assert subcommand in helped.stdout
-    where = _run(fresh_venv / "bin" / "python", "-c",
-                 "import videodb_retry, videodb_retry_cli; print(videodb_retry.__file__, videodb_retry_cli.__file__)",
-                 env=env).stdout
-    assert str(PROJECT_ROOT) not in where and str(fresh_venv) in where, "imported from the checkout, not the wheel"
+    where = _run(
+        fresh_venv / "bin" / "python",
+        "-c",
+        "import videodb_retry, videodb_retry_cli; print(videodb_retry.__file__, videodb_retry_cli.__file__)",
+        env=env,
+    ).stdout
+    assert str(PROJECT_ROOT) not in where and str(fresh_venv) in where, (
+        "imported from the checkout, not the wheel"
+    )

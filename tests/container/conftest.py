@@ -81,9 +81,7 @@ def _timed(what: str, started: float) -> float:
 
 
 def _docker(*args: str, timeout: float = 30) -> str:
-    done = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=True
-    )
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)
     return done.stdout.strip()
 
 
@@ -118,9 +116,7 @@ def lambda_image(bridge_ip: str) -> Iterator[str]:
     template), leaving the previous one untagged; those left by this session are removed.
     """
     started = time.monotonic()
-    done = subprocess.run(
-        ["bash", str(LAMBDA_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=1200
-    )
+    done = subprocess.run(["bash", str(LAMBDA_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         pytest.fail(f"lambda-image.sh failed:\n{done.stderr[-4000:]}", pytrace=False)
     _timed("lambda base image (lambda-image.sh)", started)
@@ -134,8 +130,9 @@ def lambda_image(bridge_ip: str) -> Iterator[str]:
 
 def _untagged_images_on(image: str) -> list[str]:
     try:
-        return _docker("images", "--quiet", "--no-trunc", "--filter", "dangling=true",
-                       "--filter", f"since={image}").split()
+        return _docker(
+            "images", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter", f"since={image}"
+        ).split()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return []
 
@@ -183,8 +180,18 @@ def built_template(sam_cli: Path, sam_home: Path, tmp_path_factory: pytest.TempP
     build_dir = work / "build"
     started = time.monotonic()
     done = subprocess.run(
-        [str(sam_cli), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir),
-         "--cache-dir", str(work / "cache"), "--base-dir", str(REPO)],
+        [
+            str(sam_cli),
+            "build",
+            "--template-file",
+            str(TEMPLATE),
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(work / "cache"),
+            "--base-dir",
+            str(REPO),
+        ],
         cwd=work,  # SAM keeps working files (.aws-sam/deps) under the working directory
         env=_sam_env(sam_home),
         capture_output=True,
@@ -208,8 +215,10 @@ def _declare_local_variables(template: Path) -> None:
     """
     document = yaml.safe_load(template.read_text(encoding="utf-8"))  # sam build writes long form
     variables = (
-        document.setdefault("Globals", {}).setdefault("Function", {})
-        .setdefault("Environment", {}).setdefault("Variables", {})
+        document.setdefault("Globals", {})
+        .setdefault("Function", {})
+        .setdefault("Environment", {})
+        .setdefault("Variables", {})
     )
     missing = [name for name in LOCAL_ONLY_VARIABLES if name not in variables]
     if missing:
@@ -283,8 +292,13 @@ class Stack:
     env_file: Path = field(default=Path())
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def ref(self, logical_id: str) -> str:
         return self.ids.resources[logical_id].ref
@@ -299,8 +313,11 @@ class Stack:
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every message in the dead-letter queue, with its attributes (left in the queue)."""
         answer = self.client("sqs").receive_message(
-            QueueUrl=self.ref("RetryDeadLetterQueue"), MaxNumberOfMessages=10,
-            MessageAttributeNames=["All"], VisibilityTimeout=0, WaitTimeSeconds=0,
+            QueueUrl=self.ref("RetryDeadLetterQueue"),
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
         )
         return answer.get("Messages", [])
 
@@ -430,24 +447,37 @@ def invoke(
     """Run ``sam local invoke FUNCTION -e EVENT`` in a container against the emulated stack."""
     # SAM asks STS for the account id on every invoke: moto answers it. Any other HTTP call
     # SAM would make off this machine goes to a closed loopback port and fails at once.
-    env = _sam_env(sam_home, {
-        "AWS_ENDPOINT_URL": stack.endpoint,
-        "HTTP_PROXY": "http://127.0.0.1:9",
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "NO_PROXY": f"localhost,127.0.0.1,{bridge_ip},{CONTAINER_HOST_NAME}",
-    })
+    env = _sam_env(
+        sam_home,
+        {
+            "AWS_ENDPOINT_URL": stack.endpoint,
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": f"localhost,127.0.0.1,{bridge_ip},{CONTAINER_HOST_NAME}",
+        },
+    )
 
     def run(function: str, event: Path) -> Invocation:
         started = time.monotonic()
         done = subprocess.run(
-            [str(sam_cli), "local", "invoke", function,
-             "--template-file", str(built_template),
-             "--event", str(event),
-             "--env-vars", str(stack.env_file),
-             "--skip-pull-image",
-             "--add-host", f"{CONTAINER_HOST_NAME}:{bridge_ip}",
-             "--region", REGION,
-             *(["--debug"] if os.environ.get("VIDEODB_RETRY_SHOW_INVOKE_LOGS") == "1" else [])],
+            [
+                str(sam_cli),
+                "local",
+                "invoke",
+                function,
+                "--template-file",
+                str(built_template),
+                "--event",
+                str(event),
+                "--env-vars",
+                str(stack.env_file),
+                "--skip-pull-image",
+                "--add-host",
+                f"{CONTAINER_HOST_NAME}:{bridge_ip}",
+                "--region",
+                REGION,
+                *(["--debug"] if os.environ.get("VIDEODB_RETRY_SHOW_INVOKE_LOGS") == "1" else []),
+            ],
             cwd=built_template.parent,
             env=env,
             capture_output=True,

@@ -86,9 +86,11 @@ def test_the_section_is_a_server_then_sam_and_cli_commands() -> None:
 @pytest.fixture
 def fresh_copy(tmp_path: Path) -> Path:
     """The repository's tracked files, as in the working tree, in a new directory."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=30
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=30)
+        .stdout.decode()
+        .split("\0")
+    )
     copy = tmp_path / "clone"
     for name in filter(None, listed):
         source, target = REPO / name, copy / name
@@ -105,8 +107,15 @@ class Background:
         self.lines: list[str] = []
         self._seen = threading.Condition()
         self.process = subprocess.Popen(
-            command, shell=True, executable="/bin/bash", cwd=cwd, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            command,
+            shell=True,
+            executable="/bin/bash",
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -166,11 +175,16 @@ def _run_client_shell(copy: Path, env: dict[str, str]) -> dict[str, str]:
     lines = [line for block in readme_blocks()[1:] for line in commands(block)]
     script = "set -euo pipefail\n" + "".join(
         # A newline first: `sam local invoke` ends its answer without one.
-        f"printf '\\n%s\\n' {shlex.quote(MARK + line)}\n{line}\n" for line in lines
+        f"printf '\\n%s\\n' {shlex.quote(MARK + line)}\n{line}\n"
+        for line in lines
     )
     started = time.monotonic()
     done = subprocess.run(
-        ["bash", "-c", script], cwd=copy, env=env, capture_output=True, text=True,
+        ["bash", "-c", script],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=SCRIPT_TIMEOUT_SECONDS,
     )
     _timed("README: the second shell's commands (sam build, invokes, status, redrive)", started)
@@ -199,8 +213,13 @@ def _result_of(invoke_output: str) -> Any:
 
 def _aws(env_file: Path, service: str) -> Any:
     endpoint = json.loads(env_file.read_text())["Parameters"]["AWS_ENDPOINT_URL"]
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @pytest.mark.container
@@ -220,13 +239,15 @@ def test_the_readme_commands_work_from_a_fresh_copy(
     assert retry == {"batchItemFailures": [{"itemIdentifier": message_id["dl-blip-flaky"]}]}
     # The sandbox (in the served process) answered exactly these retry POSTs.
     posts = sorted(line for line in served.lines if line.startswith("videodb: POST /download/"))
-    assert posts == sorted([
-        "videodb: POST /download/dl-blip-flaky -> 503",
-        "videodb: POST /download/dl-ok-bare -> 200",
-        "videodb: POST /download/dl-ok-from-event -> 200",
-        "videodb: POST /download/dl-ok-json -> 200",
-        "videodb: POST /download/dl-stuck-sam-poll -> 200",  # serve mode's own, for poll-running.json
-    ]), "\n".join(served.lines)
+    assert posts == sorted(
+        [
+            "videodb: POST /download/dl-blip-flaky -> 503",
+            "videodb: POST /download/dl-ok-bare -> 200",
+            "videodb: POST /download/dl-ok-from-event -> 200",
+            "videodb: POST /download/dl-ok-json -> 200",
+            "videodb: POST /download/dl-stuck-sam-poll -> 200",  # serve mode's own, for poll-running.json
+        ]
+    ), "\n".join(served.lines)
 
     # The container started one execution per processing job, in the served emulator...
     sfn = _aws(env_file, "stepfunctions")
@@ -256,8 +277,10 @@ def test_the_readme_commands_work_from_a_fresh_copy(
     assert re.search(r"^\s+1\s+poison\s+" + re.escape(str(why.value)), redrive, flags=re.MULTILINE), redrive
     assert "dry run: nothing moved" in redrive
     dead = _aws(env_file, "sqs").receive_message(
-        QueueUrl=functions["RetryFunction"]["DEAD_LETTER_QUEUE_URL"], MaxNumberOfMessages=10,
-        MessageAttributeNames=["All"], VisibilityTimeout=0,
+        QueueUrl=functions["RetryFunction"]["DEAD_LETTER_QUEUE_URL"],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=0,
     )["Messages"]
     assert [m["Body"] for m in dead] == ["../../etc/passwd"]
     attributes = {k: v["StringValue"] for k, v in dead[0]["MessageAttributes"].items()}

@@ -198,8 +198,14 @@ def test_delete_errors(sandbox, api, contract):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/"), ("GET", "/downloads"), ("PUT", "/download/dl-1"), ("GET", "/download/a/b"),
-     ("POST", "/async-response/job-1"), ("PATCH", "/download")],
+    [
+        ("GET", "/"),
+        ("GET", "/downloads"),
+        ("PUT", "/download/dl-1"),
+        ("GET", "/download/a/b"),
+        ("POST", "/async-response/job-1"),
+        ("PATCH", "/download"),
+    ],
 )
 def test_anything_else_is_a_404_error(api, contract, method, path):
     contract.check_error(api(method, path), 404)
@@ -256,4 +262,3 @@ def test_off_spec_knobs_really_are_off_spec(sandbox, api, contract):
 def test_the_key_used_here_is_the_sandbox_key(sandbox, key):
     # Guards the fixtures: the 401 tests mean something only if this key does work.
     assert requests.get(sandbox.base_url + "/download", headers={"x-access-token": key}, timeout=5).ok
-

@@ -369,7 +369,8 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
 
 def receive_exactly(stack: EmulatedStack, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
     """Receive ``count`` messages from the retry queue (as one batch would)."""
-    sqs, messages = stack.client("sqs"), []
+    sqs = stack.client("sqs")
+    messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(messages) < count and time.monotonic() < deadline:
         messages += sqs.receive_message(

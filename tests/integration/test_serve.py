@@ -366,9 +366,23 @@ def test_sam_env_files_point_every_function_at_the_served_stack(ports: list[int]
     from videodb_retry_local.template import Template
 
     host, sam_env = "127.0.0.2", tmp_path / "sam"
-    argv = [str(SCRIPT), "local", "--serve", "--host", host, "--sam-env", str(sam_env),
-            "--param", "SweeperEnabled=true", "--port-aws", str(ports[0]), "--port-api", str(ports[1]),
-            "--max-seconds", str(SAFETY_SECONDS)]
+    argv = [
+        str(SCRIPT),
+        "local",
+        "--serve",
+        "--host",
+        host,
+        "--sam-env",
+        str(sam_env),
+        "--param",
+        "SweeperEnabled=true",
+        "--port-aws",
+        str(ports[0]),
+        "--port-api",
+        str(ports[1]),
+        "--max-seconds",
+        str(SAFETY_SECONDS),
+    ]
     served = Served(argv, tmp_path)
     try:
         assert served.wait_for_line(READY, START_SECONDS), served.text()
@@ -394,15 +408,25 @@ def test_sam_env_files_point_every_function_at_the_served_stack(ports: list[int]
         assert env["Parameters"]["AWS_ENDPOINT_URL"] == endpoint
         retry = env["RetryFunction"]
         assert (retry["RETRY_QUEUE_URL"], retry["DEAD_LETTER_QUEUE_URL"], retry["STATE_MACHINE_ARN"]) == (
-            outputs["RetryQueueUrl"], outputs["DeadLetterQueueUrl"], outputs["RetryWorkflowArn"])
+            outputs["RetryQueueUrl"],
+            outputs["DeadLetterQueueUrl"],
+            outputs["RetryWorkflowArn"],
+        )
         dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
         assert dynamodb.describe_table(TableName=retry["IDEMPOTENCY_TABLE_NAME"])["Table"]["TableStatus"]
 
         # aws.env, sourced by a POSIX shell, gives the endpoint and moto's fake credentials.
         shown = subprocess.run(
-            ["bash", "-c", 'source "$0"; echo "$AWS_ENDPOINT_URL $AWS_ACCESS_KEY_ID ${AWS_PROFILE-unset}"',
-             str(sam_env / SHELL_FILE)],
-            capture_output=True, text=True, timeout=10, env={**child_env(), "AWS_PROFILE": "real"},
+            [
+                "bash",
+                "-c",
+                'source "$0"; echo "$AWS_ENDPOINT_URL $AWS_ACCESS_KEY_ID ${AWS_PROFILE-unset}"',
+                str(sam_env / SHELL_FILE),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env={**child_env(), "AWS_PROFILE": "real"},
         )
         assert shown.stdout.split() == [endpoint, "testing", "unset"], shown.stderr
 
@@ -435,8 +459,19 @@ def test_sam_env_files_point_every_function_at_the_served_stack(ports: list[int]
 def test_a_host_containers_cannot_use_is_refused_in_one_line(
     host: str, why: str, ports: list[int], tmp_path: Path
 ) -> None:
-    result = cli("local", "--serve", "--host", host, "--sam-env", str(tmp_path / "sam"),
-                 "--port-aws", str(ports[0]), "--port-api", str(ports[1]), cwd=tmp_path)
+    result = cli(
+        "local",
+        "--serve",
+        "--host",
+        host,
+        "--sam-env",
+        str(tmp_path / "sam"),
+        "--port-aws",
+        str(ports[0]),
+        "--port-api",
+        str(ports[1]),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(f"cannot serve: {why}") and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "sam").exists()

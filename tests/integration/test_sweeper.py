@@ -43,10 +43,13 @@ def aws():
         )
         sqs = boto3.client("sqs", region_name="us-east-1")
         queue_url = sqs.create_queue(QueueName="failures")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         events = boto3.client("events", region_name="us-east-1")
         events.put_rule(
-            Name="failed", EventPattern=json.dumps({"source": ["videodb"], "detail-type": ["Download Failed"]})
+            Name="failed",
+            EventPattern=json.dumps({"source": ["videodb"], "detail-type": ["Download Failed"]}),
         )
         events.put_targets(Rule="failed", Targets=[{"Id": "q", "Arn": queue_arn}])
         yield sqs, queue_url
@@ -54,7 +57,7 @@ def aws():
 
 
 def published(sqs, queue_url) -> list[dict]:
-    found = []
+    found: list[dict] = []
     while True:
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:

@@ -35,9 +35,7 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
-                server.seen.append(
-                    {"method": self.command, "path": self.path, "headers": dict(self.headers)}
-                )
+                server.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
                 answer = server.answers.pop(0) if server.answers else Answer(500, {"message": "no answer"})
                 payload = answer.raw if answer.raw is not None else json.dumps(answer.body).encode()
                 self.send_response(answer.status)

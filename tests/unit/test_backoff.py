@@ -1,7 +1,6 @@
 import random
 
 import pytest
-
 from videodb_retry.backoff import exponential_wait
 
 

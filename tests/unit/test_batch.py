@@ -5,16 +5,23 @@ import time
 
 import pytest
 from aws_lambda_powertools.utilities.batch import process_partial_response
-
 from videodb_retry.batch import ConcurrentBatchProcessor
 
 
 def event(n):
     return {
         "Records": [
-            {"messageId": f"m-{i}", "receiptHandle": f"r-{i}", "body": str(i), "attributes": {},
-             "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
-             "awsRegion": "us-east-1", "md5OfBody": ""}
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": str(i),
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                "awsRegion": "us-east-1",
+                "md5OfBody": "",
+            }
             for i in range(n)
         ]
     }

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from videodb_retry.messages import PoisonMessage, parse_body
 from videodb_retry.poll import PollState
 
@@ -34,7 +33,9 @@ def test_mixed_batch_holds_every_message_shape_and_poison():
 @pytest.mark.parametrize("name", ["poll-running.json", "poll-done.json", "poll-failed.json"])
 def test_poll_payloads_are_workflow_states(name):
     state = json.loads((EVENTS / name).read_text())
-    assert PollState.from_dict(state).job_id == name.removeprefix("poll-").removesuffix(".json").join(["job-", ""])
+    assert PollState.from_dict(state).job_id == name.removeprefix("poll-").removesuffix(".json").join(
+        ["job-", ""]
+    )
 
 
 def test_env_file_names_both_functions_and_no_key():

@@ -16,9 +16,14 @@ STAR_RESOURCE_ALLOWED = {
         "RetryWorkflow",
         frozenset(
             {
-                "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
-                "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
             }
         ),
     ): "Step Functions log delivery: these CloudWatch Logs APIs do not support resource-level permissions",
@@ -79,12 +84,19 @@ def test_only_the_failure_rule_may_send_to_the_queue():
     (statement,) = DOCUMENT["Resources"]["RetryQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["DownloadFailedRule", "Arn"]}}}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["DownloadFailedRule", "Arn"]}}
+    }
 
 
 def test_functions_use_scoped_policy_templates():
-    scoped = {"AWSSecretsManagerGetSecretValuePolicy", "SQSSendMessagePolicy", "StepFunctionsExecutionPolicy",
-              "EventBridgePutEventsPolicy", "LambdaInvokePolicy"}
+    scoped = {
+        "AWSSecretsManagerGetSecretValuePolicy",
+        "SQSSendMessagePolicy",
+        "StepFunctionsExecutionPolicy",
+        "EventBridgePutEventsPolicy",
+        "LambdaInvokePolicy",
+    }
     for logical_id, resource in DOCUMENT["Resources"].items():
         for policy in policies(resource):
             if isinstance(policy, str):

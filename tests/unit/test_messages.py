@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from videodb_retry.messages import MAX_DOWNLOAD_ID_LENGTH, PoisonMessage, RetryRequest, parse_body
 
 

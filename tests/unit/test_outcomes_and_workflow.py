@@ -41,7 +41,9 @@ def test_detail_holds_what_the_issue_lists():
 
 
 def test_next_request_goes_back_through_the_message_contract():
-    request = parse_body(outcome(Ending.TIMED_OUT, attempt=1, error="still processing").next_request().to_body())
+    request = parse_body(
+        outcome(Ending.TIMED_OUT, attempt=1, error="still processing").next_request().to_body()
+    )
     assert request.download_id == "download-1" and request.attempt == 2
     assert "timed_out" in request.reason
 

@@ -57,7 +57,16 @@ def test_deadline_passed_ends_as_timed_out(http_server, step):
 
 def test_done_carries_the_result(http_server, step):
     http_server.answers.append(
-        Answer(200, {"response": {"success": True, "status": "completed", "data": {"name": "v.mp4", "download_url": "u"}}})
+        Answer(
+            200,
+            {
+                "response": {
+                    "success": True,
+                    "status": "completed",
+                    "data": {"name": "v.mp4", "download_url": "u"},
+                }
+            },
+        )
     )
     state = step({"polls": 1})
     assert state["status"] == "done" and state["polls"] == 2
@@ -133,19 +142,28 @@ URL = "https://files.example/download-1.mp4?expires=1"
     ("body", "status", "error"),
     [
         # done with success: false is a failure, never a success
-        ({"success": False, "status": "done", "data": {"download_url": URL}}, "failed",
-         "VideoDB answered success: false"),
+        (
+            {"success": False, "status": "done", "data": {"download_url": URL}},
+            "failed",
+            "VideoDB answered success: false",
+        ),
         # the error text wherever VideoDB put it
         ({"success": True, "status": "failed", "data": {"error": "codec"}}, "failed", "codec"),
         ({"response": {"success": False, "status": "failed", "message": "wrapped"}}, "failed", "wrapped"),
-        ({"success": True, "data": {"id": "download-1", "status": "error", "error": "gone"}}, "failed",
-         "gone"),
+        (
+            {"success": True, "data": {"id": "download-1", "status": "error", "error": "gone"}},
+            "failed",
+            "gone",
+        ),
         # a status no source documents: terminal, judged by success (and a URL)
         ({"success": True, "status": "reticulating"}, "failed", "'reticulating'"),
         ({"success": False, "status": "reticulating", "message": "no"}, "failed", "no"),
         # an answer about another download
-        ({"success": True, "status": "done", "download_id": "download-2", "data": {"download_url": URL}},
-         "failed", "'download-2', not 'download-1'"),
+        (
+            {"success": True, "status": "done", "download_id": "download-2", "data": {"download_url": URL}},
+            "failed",
+            "'download-2', not 'download-1'",
+        ),
     ],
 )
 def test_answers_that_end_the_attempt_as_failed(http_server, step, body, status, error):
@@ -162,12 +180,30 @@ def test_answers_that_end_the_attempt_as_failed(http_server, step, body, status,
     [
         {"success": True, "status": "DONE", "data": {"download_url": URL, "name": "v.mp4"}},
         {"success": True, "status": "exported", "data": {"download_url": URL, "name": "v.mp4"}},
-        {"success": True, "download_id": "download-1", "name": "v.mp4", "download_url": URL,
-         "status": "Completed"},
-        {"success": True, "data": {"id": "download-1", "name": "v.mp4", "status": "done",
-                                   "download_url": URL, "created_at": "2026-01-01T00:00:00Z"}},
-        {"response": {"success": True, "status": "done", "data": {"download_id": "download-1",
-                                                                  "download_url": URL, "name": "v.mp4"}}},
+        {
+            "success": True,
+            "download_id": "download-1",
+            "name": "v.mp4",
+            "download_url": URL,
+            "status": "Completed",
+        },
+        {
+            "success": True,
+            "data": {
+                "id": "download-1",
+                "name": "v.mp4",
+                "status": "done",
+                "download_url": URL,
+                "created_at": "2026-01-01T00:00:00Z",
+            },
+        },
+        {
+            "response": {
+                "success": True,
+                "status": "done",
+                "data": {"download_id": "download-1", "download_url": URL, "name": "v.mp4"},
+            }
+        },
     ],
 )
 def test_answers_that_are_a_success_carry_the_download_url(http_server, step, body):
@@ -190,8 +226,9 @@ def test_running_words_in_any_case_keep_polling_but_only_within_the_bounds(http_
 def test_a_404_on_the_output_url_is_a_failed_attempt_that_is_retried(http_server, step):
     # The spec documents 404 (`Error`) for an unknown async response: the job is gone, so this
     # attempt failed; the next attempt POSTs again (bounded by MaxRetryAttempts).
-    http_server.answers.append(Answer(404, {"success": False, "message": "Response not found",
-                                            "error_code": "NOT_FOUND"}))
+    http_server.answers.append(
+        Answer(404, {"success": False, "message": "Response not found", "error_code": "NOT_FOUND"})
+    )
     state = step({"attempt": 1}, max_retry_attempts=3)
     assert state["status"] == "failed" and state["outcome"]["requeue"] is True
     assert "Response not found" in state["outcome"]["detail"]["error"]

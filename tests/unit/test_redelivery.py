@@ -1,3 +1,5 @@
+import itertools
+
 from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
 
 
@@ -6,7 +8,7 @@ def test_delay_grows_with_receive_count_and_is_capped():
     delays = [policy.delay(n) for n in range(1, 9)]
     assert 27 <= delays[0] <= 33
     # ±10 % jitter keeps the doubling steps apart until the cap
-    assert all(b > a for a, b in zip(delays[:5], delays[1:5], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(delays[:5]))
     assert 810 <= delays[-1] <= 900
 
 

@@ -49,7 +49,10 @@ def processing(http_server, job_id="job-7"):
 def test_processing_starts_the_workflow(http_server, make_service):
     http_server.answers.append(processing(http_server))
     service, parts = make_service(poll_deadline_seconds=600, poll_first_wait_seconds=5)
-    assert service.process(message('{"download_id": "download-1", "attempt": 2}')) is RecordResult.WORKFLOW_STARTED
+    assert (
+        service.process(message('{"download_id": "download-1", "attempt": 2}'))
+        is RecordResult.WORKFLOW_STARTED
+    )
     (state,) = parts["workflows"].started
     assert state == {
         "download_id": "download-1",
@@ -71,7 +74,9 @@ def test_duplicate_workflow_start_is_not_an_error(http_server, make_service):
 
 
 def test_done_at_once_settles_success(http_server, make_service):
-    http_server.answers.append(Answer(200, {"success": True, "status": "done", "data": {"id": "job-1", "name": "a.mp4"}}))
+    http_server.answers.append(
+        Answer(200, {"success": True, "status": "done", "data": {"id": "job-1", "name": "a.mp4"}})
+    )
     service, parts = make_service()
     assert service.process(message("download-1")) is RecordResult.SUCCEEDED
     (outcome,) = parts["outcomes"].settled
@@ -87,7 +92,9 @@ def test_failed_at_once_is_a_failed_attempt(http_server, make_service):
 
 
 def test_processing_without_output_url_is_a_failed_attempt(http_server, make_service):
-    http_server.answers.append(Answer(200, {"success": True, "status": "processing", "data": {"id": "job-1"}}))
+    http_server.answers.append(
+        Answer(200, {"success": True, "status": "processing", "data": {"id": "job-1"}})
+    )
     service, parts = make_service()
     assert service.process(message("download-1")) is RecordResult.FAILED
     assert "without a job to poll" in parts["outcomes"].settled[0].error
@@ -188,16 +195,25 @@ def test_a_duplicate_of_a_refused_attempt_does_nothing(http_server, make_service
 def test_next_attempt_is_not_a_duplicate(http_server, make_service):
     # every retry VideoDB accepts is a new job
     http_server.answers += [processing(http_server), processing(http_server, "job-8")]
-    service, parts = make_service()
+    service, _ = make_service()
     service.process(message("download-1"))
-    assert service.process(message('{"download_id": "download-1", "attempt": 2}')) is RecordResult.WORKFLOW_STARTED
+    assert (
+        service.process(message('{"download_id": "download-1", "attempt": 2}'))
+        is RecordResult.WORKFLOW_STARTED
+    )
     assert len(http_server.seen) == 2
 
 
 def test_foreign_output_url_is_dead_lettered_not_polled(http_server, make_service):
     http_server.answers.append(
-        Answer(200, {"success": True, "status": "processing",
-                     "data": {"id": "job-1", "output_url": "https://evil.example/async-response/job-1"}})
+        Answer(
+            200,
+            {
+                "success": True,
+                "status": "processing",
+                "data": {"id": "job-1", "output_url": "https://evil.example/async-response/job-1"},
+            },
+        )
     )
     service, parts = make_service()
     assert service.process(message("download-1")) is RecordResult.DEAD_LETTERED

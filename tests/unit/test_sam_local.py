@@ -49,7 +49,9 @@ def test_loopback_addresses_are_accepted() -> None:
 
 @pytest.mark.parametrize("sweeper", ["false", "true"])
 def test_env_vars_give_every_function_its_whole_environment_and_the_endpoint(sweeper: str) -> None:
-    template = Template.load(overrides={"SweeperEnabled": sweeper, "VideoDBApiBaseUrl": "http://172.17.0.1:1"})
+    template = Template.load(
+        overrides={"SweeperEnabled": sweeper, "VideoDBApiBaseUrl": "http://172.17.0.1:1"}
+    )
     ids = PhysicalIds(stack_name="s", region="us-east-1")
     for logical_id in template.resources():
         attributes = {name: f"{name}-{logical_id}" for name in ("Arn", "Name", "QueueName", "Id")}
@@ -81,7 +83,9 @@ def test_shell_env_gives_back_each_value_exactly(variables: dict[str, str]) -> N
     shown = "".join(f'printf "%s\\0" "${{{name}}}"\n' for name in variables)
     done = subprocess.run(
         ["bash", "-c", script + 'printf "%s\\0" "${AWS_PROFILE-unset}"\n' + shown],
-        capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin", "AWS_PROFILE": "mine"},
+        capture_output=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin", "AWS_PROFILE": "mine"},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().split("\0")[:-1] == ["unset", *variables.values()]

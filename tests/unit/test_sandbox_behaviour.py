@@ -177,7 +177,11 @@ def test_processing_seconds_follow_the_injected_clock(sandbox, api, clock):
     clock.advance(29.9)
     assert poll(api, answer).json()["status"] == "processing"
     assert record(api) | {"created_at": None} == {
-        "id": "dl-1", "name": "dl-1.mp4", "status": "processing", "download_url": "", "created_at": None,
+        "id": "dl-1",
+        "name": "dl-1.mp4",
+        "status": "processing",
+        "download_url": "",
+        "created_at": None,
     }
     clock.advance(0.1)
     assert poll(api, answer).json()["status"] == "done"
@@ -411,7 +415,10 @@ def test_listing_pages_newest_first(sandbox, api):
         return [d["id"] for d in body["data"]["downloads"]]
 
     assert [page(0), page(1), page(2), page(3)] == [
-        ["d7-later", "d7", "d6"], ["d5", "d4", "d3"], ["d2", "d1"], []
+        ["d7-later", "d7", "d6"],
+        ["d5", "d4", "d3"],
+        ["d2", "d1"],
+        [],
     ]
     first = api("GET", "/download").json()["data"]["downloads"][0]
     assert first["created_at"] == "2024-01-07T00:00:00Z"
@@ -462,8 +469,17 @@ def test_reset_forgets_everything(sandbox, api):
 def test_command_line_serves_on_loopback_until_interrupted():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "layers/shared")])}
     process = subprocess.Popen(
-        [sys.executable, "-m", "videodb_retry_local.sandbox", "--port", "0", "--api-key", "sk-cli-key",
-         "--download", "dl-cli"],
+        [
+            sys.executable,
+            "-m",
+            "videodb_retry_local.sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            "sk-cli-key",
+            "--download",
+            "dl-cli",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -478,7 +494,7 @@ def test_command_line_serves_on_loopback_until_interrupted():
         answer = requests.post(f"{base_url}/download/dl-cli", headers=headers, timeout=5)
         assert answer.json()["status"] == "processing"
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=5)
+        _, err = process.communicate(timeout=5)
         assert process.returncode == 0
         assert "Traceback" not in err
     finally:
@@ -558,8 +574,12 @@ def test_the_poll_can_answer_the_download_record(sandbox, api, clock):
 
 
 def test_a_failed_job_as_a_record_reads_error(sandbox, api):
-    sandbox.script("dl-1", shape=AnswerShape(retry_form="record", error_at="data.error"),
-                   answer_failed_at_once=True, failure_message="bad")
+    sandbox.script(
+        "dl-1",
+        shape=AnswerShape(retry_form="record", error_at="data.error"),
+        answer_failed_at_once=True,
+        failure_message="bad",
+    )
     body = retry(api).json()
     assert body["data"]["status"] == "error" and body["data"]["error"] == "bad"
     assert body["data"]["download_url"] == ""

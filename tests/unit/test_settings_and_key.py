@@ -1,5 +1,4 @@
 import pytest
-
 from videodb_retry import api_key
 from videodb_retry.api_key import ApiKeyProvider, parse_secret_value
 from videodb_retry.errors import ConfigurationError, TransientError
@@ -15,7 +14,11 @@ def test_defaults_match_the_template_defaults():
 
 def test_env_overrides_and_trailing_slash():
     settings = Settings.from_env(
-        {"VIDEODB_API_BASE_URL": "http://127.0.0.1:8080/", "POLL_BACKOFF_FACTOR": "2.5", "MAX_RETRY_ATTEMPTS": "5"}
+        {
+            "VIDEODB_API_BASE_URL": "http://127.0.0.1:8080/",
+            "POLL_BACKOFF_FACTOR": "2.5",
+            "MAX_RETRY_ATTEMPTS": "5",
+        }
     )
     assert settings.api_base_url == "http://127.0.0.1:8080"
     assert settings.poll_backoff_factor == 2.5 and settings.max_retry_attempts == 5
@@ -54,7 +57,9 @@ def test_secret_value_shapes(raw, key):
     assert parse_secret_value(raw) == key
 
 
-@pytest.mark.parametrize("raw", ["", '{"api_key": ""}', "{not json", '{"key": "x"}', '{"api_key": 5}', "sk a", 7])
+@pytest.mark.parametrize(
+    "raw", ["", '{"api_key": ""}', "{not json", '{"key": "x"}', '{"api_key": 5}', "sk a", 7]
+)
 def test_unusable_secret_values(raw):
     with pytest.raises(ConfigurationError) as caught:
         parse_secret_value(raw)

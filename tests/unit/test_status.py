@@ -69,8 +69,11 @@ RELAXED = settings(max_examples=300, deadline=None, suppress_health_check=[Healt
 
 
 @RELAXED
-@given(st.sampled_from(DOCUMENTED), st.lists(st.booleans(), min_size=1, max_size=8),
-       st.sampled_from(["", " ", "  ", "\t"]))
+@given(
+    st.sampled_from(DOCUMENTED),
+    st.lists(st.booleans(), min_size=1, max_size=8),
+    st.sampled_from(["", " ", "  ", "\t"]),
+)
 def test_documented_words_in_any_letter_case_mean_the_same(word, mask, pad):
     spelled = pad + recase(word, mask).replace(" ", "_") + pad
     assert status_word(spelled) is STATUS_WORDS[word]
@@ -91,8 +94,11 @@ def test_undocumented_strings_are_unknown_and_never_running(raw):
 
 
 @RELAXED
-@given(st.one_of(st.text(max_size=20), st.none(), st.integers()),
-       st.sampled_from([True, False, None, "true", 1]), st.booleans())
+@given(
+    st.one_of(st.text(max_size=20), st.none(), st.integers()),
+    st.sampled_from([True, False, None, "true", 1]),
+    st.booleans(),
+)
 def test_done_only_when_the_status_is_not_a_failure_and_success_is_not_false(raw, success, has_url):
     state = decide(raw, success, has_url)
     if state is JobState.DONE:
@@ -108,8 +114,11 @@ def test_done_only_when_the_status_is_not_a_failure_and_success_is_not_false(raw
 
 def test_async_response_processing():
     status = parse_job_response(
-        {"success": True, "status": "processing",
-         "data": {"id": "job-1", "output_url": "https://api.videodb.io/async-response/job-1"}}
+        {
+            "success": True,
+            "status": "processing",
+            "data": {"id": "job-1", "output_url": "https://api.videodb.io/async-response/job-1"},
+        }
     )
     assert status.state is JobState.RUNNING and status.job_id == "job-1"
     assert status.output_url.endswith("/job-1") and status.raw_status == "processing"
@@ -129,19 +138,31 @@ def test_response_wrapper_is_unwrapped():
 
 
 def test_result_fields_beside_data_are_read_too():
-    body = {"success": True, "status": "done", "download_id": "dl-1", "name": "a.mp4",
-            "download_url": URL, "data": {"id": "job-1"}}
+    body = {
+        "success": True,
+        "status": "done",
+        "download_id": "dl-1",
+        "name": "a.mp4",
+        "download_url": URL,
+        "data": {"id": "job-1"},
+    }
     status = parse_job_response(body, "dl-1")
     assert status.state is JobState.DONE and status.result == {"name": "a.mp4", "download_url": URL}
 
 
 def test_the_download_record_form():
-    record = {"id": "dl-1", "name": "a.mp4", "status": "done", "download_url": URL,
-              "created_at": "2026-01-01T00:00:00Z"}
+    record = {
+        "id": "dl-1",
+        "name": "a.mp4",
+        "status": "done",
+        "download_url": URL,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
     status = parse_job_response({"success": True, "data": record}, "dl-1")
     assert status.state is JobState.DONE and status.result["download_url"] == URL
-    failed = parse_job_response({"success": True, "data": {**record, "status": "error",
-                                                            "error": "source gone"}})
+    failed = parse_job_response(
+        {"success": True, "data": {**record, "status": "error", "error": "source gone"}}
+    )
     assert failed.state is JobState.FAILED and failed.error == "source gone" and failed.result == {}
 
 
@@ -172,8 +193,14 @@ def test_error_text_is_capped():
     [
         {"success": True, "status": "done", "download_id": "dl-other", "data": {"download_url": URL}},
         {"success": True, "status": "done", "data": {"download_id": "dl-other", "download_url": URL}},
-        {"response": {"success": True, "status": "processing", "download_id": "dl-other",
-                      "data": {"id": "j", "output_url": "u"}}},
+        {
+            "response": {
+                "success": True,
+                "status": "processing",
+                "download_id": "dl-other",
+                "data": {"id": "j", "output_url": "u"},
+            }
+        },
     ],
 )
 def test_an_answer_about_another_download_is_a_failure(body):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
-from typing import Any
 
 import pytest
 
@@ -67,7 +65,10 @@ def translate(**parameters: str) -> tuple[Template, PhysicalIds]:
     done = subprocess.run(
         [str(SAM_PYTHON), "-c", TRANSLATE],
         input=json.dumps({"template": str(PROJECT_ROOT / "template.yaml"), "parameters": parameters}),
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "AWS_DEFAULT_REGION": REGION},  # AWS::Region for the translator, offline
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,7 +87,9 @@ def kms_grants(template: Template, ids: PhysicalIds) -> dict[str, set[tuple[str,
         found: set[tuple[str, str, str]] = set()
         for policy in template.properties(logical_id, ids).get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
                 via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", "")
                 services = via if isinstance(via, list) else [via]
                 for action in (a for a in actions if a.startswith("kms:")):
@@ -125,7 +128,9 @@ def test_with_a_key_every_store_uses_it(with_key):
         properties = template.properties(queue, ids)
         assert properties["KmsMasterKeyId"] == KEY and "SqsManagedSseEnabled" not in properties
     assert template.properties("IdempotencyTable", ids)["SSESpecification"] == {
-        "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": KEY,
     }
     assert template.properties("AlarmTopic", ids)["KmsMasterKeyId"] == KEY
     assert template.properties("ApiKeySecret", ids)["KmsKeyId"] == KEY
@@ -144,14 +149,17 @@ def _decrypt_send(service: str) -> set[tuple[str, str, str]]:
 #   GetSecretValue: Decrypt (Secrets Manager encryption); DynamoDB items: Decrypt, GenerateDataKey
 #   and DescribeKey (DynamoDB encryption at rest with a customer managed key).
 RETRY_NEEDS = (
-    _decrypt_send("sqs") | {("kms:Decrypt", KEY, via("secretsmanager"))}
-    | _decrypt_send("dynamodb") | {("kms:DescribeKey", KEY, via("dynamodb"))}
+    _decrypt_send("sqs")
+    | {("kms:Decrypt", KEY, via("secretsmanager"))}
+    | _decrypt_send("dynamodb")
+    | {("kms:DescribeKey", KEY, via("dynamodb"))}
 )
 EXPECTED = {
     "RetryFunctionRole": RETRY_NEEDS,
     "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))},
     "SweeperFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
-    | _decrypt_send("dynamodb") | {("kms:DescribeKey", KEY, via("dynamodb"))},
+    | _decrypt_send("dynamodb")
+    | {("kms:DescribeKey", KEY, via("dynamodb"))},
     "RetryWorkflowRole": _decrypt_send("sqs"),
 }
 # The circuit breaker reads the secret (its probe) and reads and writes its state items.
@@ -209,8 +217,13 @@ def test_readme_key_policy_lets_the_services_that_act_for_the_app_use_the_key():
     # CloudWatch Logs encrypts the log groups, CloudWatch alarms publish to the encrypted topic.
     needs = {
         "events.amazonaws.com": {"kms:GenerateDataKey", "kms:Decrypt"},
-        "logs.REGION.amazonaws.com": {"kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
-                                              "kms:GenerateDataKey*", "kms:Describe*"},
+        "logs.REGION.amazonaws.com": {
+            "kms:Encrypt*",
+            "kms:Decrypt*",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:Describe*",
+        },
         "cloudwatch.amazonaws.com": {"kms:GenerateDataKey*", "kms:Decrypt"},
     }
     granted: dict[str, set[str]] = {}

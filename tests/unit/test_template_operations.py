@@ -36,7 +36,9 @@ def watched(alarm: dict) -> list[dict]:
 )
 def test_an_alarm_watches(namespace, metric):
     watching = [
-        a for a in alarms().values() if any((m["Namespace"], m["MetricName"]) == (namespace, metric) for m in watched(a))
+        a
+        for a in alarms().values()
+        if any((m["Namespace"], m["MetricName"]) == (namespace, metric) for m in watched(a))
     ]
     assert watching, f"no alarm on {namespace} {metric}"
     for alarm in watching:
@@ -46,7 +48,9 @@ def test_an_alarm_watches(namespace, metric):
 
 def test_dlq_alarm_watches_the_dead_letter_queue():
     (dlq,) = [a for a in alarms().values() if a["Properties"].get("Namespace") == "AWS/SQS"]
-    assert dlq["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["RetryDeadLetterQueue", "QueueName"]}
+    assert dlq["Properties"]["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["RetryDeadLetterQueue", "QueueName"]
+    }
 
 
 def test_every_function_has_an_errors_alarm():
@@ -82,12 +86,24 @@ def test_alarms_notify_the_email_topic_only_when_an_address_is_given():
 
 def test_dashboard_shows_what_operators_ask_for():
     body = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
-    for metric in ("RetriesIssued", "RetriesSucceeded", "RetriesFailed", "RetriesTimedOut", "Polls",
-                   "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+    for metric in (
+        "RetriesIssued",
+        "RetriesSucceeded",
+        "RetriesFailed",
+        "RetriesTimedOut",
+        "Polls",
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+    ):
         assert metric in body
     # the body is JSON once ${...} placeholders are filled
-    json.loads(body.replace("${AWS::Region}", "r").replace("${AWS::StackName}", "s")
-               .replace("${Queue}", "q").replace("${DeadLetters}", "d").replace("${RetryWorkflow}", "w"))
+    json.loads(
+        body.replace("${AWS::Region}", "r")
+        .replace("${AWS::StackName}", "s")
+        .replace("${Queue}", "q")
+        .replace("${DeadLetters}", "d")
+        .replace("${RetryWorkflow}", "w")
+    )
 
 
 def test_every_log_group_has_the_retention_parameter():

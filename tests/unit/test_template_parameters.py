@@ -21,8 +21,14 @@ from videodb_retry_local.template import PROJECT_ROOT, Template, TemplateError, 
 
 DOCUMENT = load_document()
 PARAMETERS = DOCUMENT["Parameters"]
-LAMBDA_ESM = "Lambda CreateEventSourceMapping (docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html)"
-SQS_SEND = "SQS SendMessage DelaySeconds 0-900 (docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html)"
+LAMBDA_ESM = (
+    "Lambda CreateEventSourceMapping "
+    "(docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html)"
+)
+SQS_SEND = (
+    "SQS SendMessage DelaySeconds 0-900 "
+    "(docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html)"
+)
 SQS_VISIBILITY = (
     "SQS ChangeMessageVisibility VisibilityTimeout 0-43,200 s "
     "(docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html)"
@@ -43,36 +49,50 @@ class Limit:
 
 
 LIMITS: dict[str, Limit] = {
-    "VideoDBApiBaseUrl": Limit("security rule of the app: https://, plain http:// only on loopback/emulator hosts",
-                               pattern=True),
-    "ExistingApiKeySecretArn": Limit("Secrets Manager secret ARN (name 1-512 of A-Za-z0-9/_+=.@-, 6-character suffix)",
-                                     pattern=True),
-    "ExistingApiKeySecretKmsKeyArn": Limit("KMS key ARN, the only form an IAM policy Resource matches", pattern=True),
+    "VideoDBApiBaseUrl": Limit(
+        "security rule of the app: https://, plain http:// only on loopback/emulator hosts", pattern=True
+    ),
+    "ExistingApiKeySecretArn": Limit(
+        "Secrets Manager secret ARN (name 1-512 of A-Za-z0-9/_+=.@-, 6-character suffix)", pattern=True
+    ),
+    "ExistingApiKeySecretKmsKeyArn": Limit(
+        "KMS key ARN, the only form an IAM policy Resource matches", pattern=True
+    ),
     "KmsKeyArn": Limit("KMS key ARN, the only form an IAM policy Resource matches", pattern=True),
-    "FailureEventSource": Limit("EventBridge PutEvents Source (app bound 1-256)", min_length=1, max_length=256),
-    "FailureEventDetailType": Limit("EventBridge PutEvents DetailType (app bound 1-128)", min_length=1, max_length=128),
+    "FailureEventSource": Limit(
+        "EventBridge PutEvents Source (app bound 1-256)", min_length=1, max_length=256
+    ),
+    "FailureEventDetailType": Limit(
+        "EventBridge PutEvents DetailType (app bound 1-128)", min_length=1, max_length=128
+    ),
     "EventBusName": Limit("EventBridge event bus name: 1-256 of [/.\\-_A-Za-z0-9]", pattern=True),
     "PollFirstWaitSeconds": Limit("app rule: slept inside the poll function's first invocation", 1, 30),
     "PollBackoffFactor": Limit("app rule: a decimal factor", pattern=True),
     "PollMaxWaitSeconds": Limit("app rule: one inline wait, slept inside the poll function", 1, 30),
-    "PollInlineSeconds": Limit("app rule: the first invocation's inline schedule (it stops before its Timeout)", 0, 600),
+    "PollInlineSeconds": Limit(
+        "app rule: the first invocation's inline schedule (it stops before its Timeout)", 0, 600
+    ),
     "PollDeadlineSeconds": Limit("app rule: one day (a Standard execution may run a year)", 1, 86400),
     "PollMaxPolls": Limit("Step Functions history quota 25,000 events: 700 polls write about 21,000", 1, 700),
     "MaxRetryAttempts": Limit("app rule", 1, 20),
     "RequeueDelaySeconds": Limit(SQS_SEND, 0, 900),
-    "MaxReceiveCount": Limit("SQS RedrivePolicy maxReceiveCount 1-1,000; 5+ as AWS advises for Lambda consumers",
-                             5, 1000),
+    "MaxReceiveCount": Limit(
+        "SQS RedrivePolicy maxReceiveCount 1-1,000; 5+ as AWS advises for Lambda consumers", 5, 1000
+    ),
     "RedeliveryFirstDelaySeconds": Limit(SQS_VISIBILITY, 0, 43200),
     "RedeliveryBackoffFactor": Limit("app rule: a decimal factor", pattern=True),
     "RedeliveryMaxDelaySeconds": Limit(SQS_VISIBILITY, 1, 43200),
     "SecretCacheTtlSeconds": Limit("app rule: at most a day", 0, 86400),
-    "RetryBatchSize": Limit(f"{LAMBDA_ESM}: BatchSize 1-10,000 for standard queues, above 10 with a window", 1, 10000),
+    "RetryBatchSize": Limit(
+        f"{LAMBDA_ESM}: BatchSize 1-10,000 for standard queues, above 10 with a window", 1, 10000
+    ),
     "RetryBatchingWindowSeconds": Limit(f"{LAMBDA_ESM}: MaximumBatchingWindowInSeconds 0-300", 0, 300),
     "RetryBatchConcurrency": Limit("app rule", 1, 100),
     "RetryMaxConcurrency": Limit(f"{LAMBDA_ESM}: ScalingConfig MaximumConcurrency 2-1,000", 2, 1000),
     "SweeperEnabled": Limit("switch", allowed=("true", "false")),
-    "SweepRateMinutes": Limit("rate(N minutes) needs N >= 2 (plural unit); app: N <= 60, the shortest look-back",
-                              2, 60),
+    "SweepRateMinutes": Limit(
+        "rate(N minutes) needs N >= 2 (plural unit); app: N <= 60, the shortest look-back", 2, 60
+    ),
     "SweepLookbackHours": Limit("app rule: up to 30 days", 1, 720),
     "BreakerEnabled": Limit("switch", allowed=("true", "false")),
     "BreakerWindowSeconds": Limit("app rule: at most an hour of counts", 1, 3600),
@@ -82,8 +102,33 @@ LIMITS: dict[str, Limit] = {
     "AlarmEmail": Limit("SNS email subscription endpoint", pattern=True),
     "LogRetentionDays": Limit(
         "AWS::Logs::LogGroup RetentionInDays",
-        allowed=tuple(str(d) for d in (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                                       1827, 2192, 2557, 2922, 3288, 3653)),
+        allowed=tuple(
+            str(d)
+            for d in (
+                1,
+                3,
+                5,
+                7,
+                14,
+                30,
+                60,
+                90,
+                120,
+                150,
+                180,
+                365,
+                400,
+                545,
+                731,
+                1096,
+                1827,
+                2192,
+                2557,
+                2922,
+                3288,
+                3653,
+            )
+        ),
     ),
     "LogLevel": Limit("Powertools log levels", allowed=("DEBUG", "INFO", "WARNING", "ERROR")),
 }
@@ -98,9 +143,7 @@ def accepts(name: str, value: str) -> bool:
         return False
     if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
         return False
-    if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
-        return False
-    return True
+    return not ("AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]])
 
 
 # -- the walk ------------------------------------------------------------------------------
@@ -132,10 +175,16 @@ def test_parameter_bounds_match_the_aws_limit(name):
 # -- patterns, on generated inputs -----------------------------------------------------------
 
 HOST_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
-PUBLIC_HOST = st.lists(HOST_LABEL, min_size=2, max_size=4).map(".".join).filter(
-    lambda h: h != "host.docker.internal"
-    and not h.endswith("localhost")
-    and not h.startswith(("127.", "172.17."))
+PUBLIC_HOST = (
+    st.lists(HOST_LABEL, min_size=2, max_size=4)
+    .map(".".join)
+    .filter(
+        lambda h: (
+            h != "host.docker.internal"
+            and not h.endswith("localhost")
+            and not h.startswith(("127.", "172.17."))
+        )
+    )
 )
 LOOPBACK_HOST = st.one_of(
     st.just("localhost"),
@@ -161,9 +210,17 @@ def test_plain_http_is_for_loopback_and_the_emulator_host(host, port):
 
 @pytest.mark.parametrize(
     "url",
-    ["https://api.videodb.io/", "https://api.videodb.io/v1", "ftp://api.videodb.io", "api.videodb.io",
-     "http://127.0.0.1.evil.example", "http://localhost.evil.example", "http://host.docker.internal.example",
-     "https://user@api.videodb.io", "https://api.videodb.io:443/x"],
+    [
+        "https://api.videodb.io/",
+        "https://api.videodb.io/v1",
+        "ftp://api.videodb.io",
+        "api.videodb.io",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://host.docker.internal.example",
+        "https://user@api.videodb.io",
+        "https://api.videodb.io:443/x",
+    ],
 )
 def test_api_origin_is_an_origin_only(url):
     assert not accepts("VideoDBApiBaseUrl", url)
@@ -178,15 +235,21 @@ ACCOUNT = st.from_regex(r"[0-9]{12}", fullmatch=True)
 
 @given(PARTITION, REGION, ACCOUNT, SECRET_NAME, SUFFIX)
 def test_existing_secret_arn_takes_any_secret_arn(partition, region, account, name, suffix):
-    assert accepts("ExistingApiKeySecretArn", f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-{suffix}")
+    assert accepts(
+        "ExistingApiKeySecretArn", f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-{suffix}"
+    )
 
 
 @pytest.mark.parametrize(
     "value",
-    ["videodb/api-key", "arn:aws:secretsmanager:us-east-1:123456789012:secret:videodb",  # no suffix
-     "arn:aws:secretsmanager:us-east-1:12345678901:secret:k-AbCdEf",  # 11-digit account
-     "arn:aws:ssm:us-east-1:123456789012:parameter/k-AbCdEf", "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
-     " arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf"],
+    [
+        "videodb/api-key",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:videodb",  # no suffix
+        "arn:aws:secretsmanager:us-east-1:12345678901:secret:k-AbCdEf",  # 11-digit account
+        "arn:aws:ssm:us-east-1:123456789012:parameter/k-AbCdEf",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+        " arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf",
+    ],
 )
 def test_existing_secret_arn_refuses_what_is_not_one(value):
     assert not accepts("ExistingApiKeySecretArn", value)
@@ -205,8 +268,12 @@ def test_kms_key_parameters_take_key_arns(name, partition, region, account, key_
 @pytest.mark.parametrize("name", ["KmsKeyArn", "ExistingApiKeySecretKmsKeyArn"])
 @pytest.mark.parametrize(
     "value",
-    ["alias/videodb", "arn:aws:kms:us-east-1:123456789012:alias/videodb", "1234abcd-12ab-34cd-56ef-1234567890ab",
-     "arn:aws:kms:us-east-1:123456789012:key/"],
+    [
+        "alias/videodb",
+        "arn:aws:kms:us-east-1:123456789012:alias/videodb",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-east-1:123456789012:key/",
+    ],
 )
 def test_kms_key_parameters_refuse_aliases_and_bare_ids(name, value):
     # An IAM policy's Resource must be the key ARN: an alias would grant nothing.
@@ -218,7 +285,9 @@ def test_event_bus_names(name):
     assert accepts("EventBusName", name)
 
 
-@pytest.mark.parametrize("value", ["", "arn:aws:events:us-east-1:123456789012:event-bus/x", "my bus", "x" * 257])
+@pytest.mark.parametrize(
+    "value", ["", "arn:aws:events:us-east-1:123456789012:event-bus/x", "my bus", "x" * 257]
+)
 def test_event_bus_refuses_arns_and_bad_names(value):
     assert not accepts("EventBusName", value)
 

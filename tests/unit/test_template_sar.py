@@ -43,7 +43,10 @@ def sar_metadata() -> dict[str, Any]:
         pytest.fail("the SAM CLI is missing: run `make .venv-sam/bin/sam` (make test does)", pytrace=False)
     done = subprocess.run(
         [str(SAM_PYTHON), "-c", READ_METADATA, str(PROJECT_ROOT / "template.yaml")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
@@ -119,8 +122,18 @@ def test_sar_metadata_has_no_intrinsic_functions():
 
 def test_sar_metadata_fits_the_create_application_constraints(sar_metadata):
     m = sar_metadata
-    assert set(m) == {"Name", "Description", "Author", "SpdxLicenseId", "LicenseUrl", "ReadmeUrl", "Labels",
-                      "HomePageUrl", "SemanticVersion", "SourceCodeUrl"}
+    assert set(m) == {
+        "Name",
+        "Description",
+        "Author",
+        "SpdxLicenseId",
+        "LicenseUrl",
+        "ReadmeUrl",
+        "Labels",
+        "HomePageUrl",
+        "SemanticVersion",
+        "SourceCodeUrl",
+    }
     assert re.fullmatch(r"[a-zA-Z0-9\-]{1,140}", m["Name"])
     assert re.fullmatch(r"[a-z0-9](([a-z0-9]|-(?!-))*[a-z0-9])?", m["Author"]) and len(m["Author"]) <= 127
     assert 1 <= len(m["Description"]) <= 256
@@ -147,8 +160,12 @@ def test_sar_readme_and_licence_are_files_sam_package_can_upload(sar_metadata):
 def test_sar_readme_says_what_a_deploy_needs():
     text = (PROJECT_ROOT / "docs" / "sar" / "README.md").read_text(encoding="utf-8")
     flat = " ".join(text.split())
-    for needed in ("CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY",
-                   "Show apps that create custom IAM roles or resource policies", "ApiKeySecretArn"):
+    for needed in (
+        "CAPABILITY_IAM",
+        "CAPABILITY_RESOURCE_POLICY",
+        "Show apps that create custom IAM roles or resource policies",
+        "ApiKeySecretArn",
+    ):
         assert needed in flat, needed
     main = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "CAPABILITY_RESOURCE_POLICY" in main and "make package S3_BUCKET=" in main
