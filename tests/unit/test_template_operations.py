@@ -31,6 +31,7 @@ def watched(alarm: dict) -> list[dict]:
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # DLQ depth
         ("AWS/States", "ExecutionsFailed"),  # workflow failures
         ("VideoDBRetry", "RetriesTimedOut"),  # timeouts
+        ("VideoDBRetry", "AwsRefusals"),  # a refusal a function tolerated, never silent
         ("AWS/Lambda", "Errors"),  # function errors
     ],
 )
