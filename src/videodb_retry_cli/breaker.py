@@ -55,7 +55,8 @@ def invoke(aws: Aws, function_name: str, event: dict[str, Any]) -> dict[str, Any
 
 def describe(report: dict[str, Any]) -> str:
     """Two human lines: the mode and since when, then why."""
-    since = iso_time(report.get("since")) or "never changed"
+    # A breaker that never switched reports ``since`` 0 (no state row yet): not "since 1970".
+    since = f"since {iso_time(report['since'])}" if report.get("since") else "never opened"
     if report["mode"] == "open":
         head = (
             "open (retries paused"
@@ -66,7 +67,7 @@ def describe(report: dict[str, Any]) -> str:
     else:
         head = f"closed (retries running, concurrency up to {report.get('concurrency')})"
         extra = ""
-    lines = [f"breaker {head} since {since}", f"reason: {report.get('reason') or '-'}"]
+    lines = [f"breaker {head} {since}", f"reason: {report.get('reason') or '-'}"]
     if extra:
         lines.append(extra)
     return "\n".join(lines)

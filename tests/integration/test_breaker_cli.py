@@ -23,7 +23,7 @@ def breaker_name(make_stack) -> str:
 
 def test_status_open_and_close_by_hand(capsys, breaker_name):
     code, out, _ = breaker_cli(capsys, breaker_name)
-    assert code == 0 and out.startswith("breaker closed")
+    assert code == 0 and out.startswith("breaker closed (retries running, concurrency up to 2) never opened")
     code, out, _ = breaker_cli(capsys, breaker_name, "open", "--reason", "VideoDB incident 123")
     assert code == 0 and "open (retries paused, by hand: probes off)" in out
     assert "opened by hand: VideoDB incident 123" in out
@@ -31,7 +31,7 @@ def test_status_open_and_close_by_hand(capsys, breaker_name):
     report = json.loads(out)
     assert report["mode"] == "open" and report["manual"] is True and report["since"] > 0
     code, out, _ = breaker_cli(capsys, breaker_name, "close", "--reason", "incident over")
-    assert code == 0 and out.startswith("breaker closed (retries running, concurrency up to 2)")
+    assert code == 0 and out.startswith("breaker closed (retries running, concurrency up to 2) since 20")
 
 
 @pytest.mark.parametrize("action", ["open", "close"])
