@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from videodb_retry import __version__
 
-from videodb_retry_cli import PROG, breaker, enqueue, local, redrive, status
+from videodb_retry_cli import PROG, breaker_switch, enqueue, local, recent_retries, redrive
 from videodb_retry_cli.aws import Aws, AwsOptions, describe_error, one_line
-from videodb_retry_cli.errors import CliError
-from videodb_retry_cli.stack import DEFAULT_CONFIG_ENV, SamConfig, Targets
+from videodb_retry_cli.cli_errors import CliError
+from videodb_retry_cli.stack_lookup import DEFAULT_CONFIG_ENV, SamConfig, Targets
 
 # Global options that take a value: needed to find where `local`'s own arguments begin.
 _VALUE_OPTIONS = ("--region", "--profile", "--endpoint-url", "--stack-name", "--config-file", "--config-env")
@@ -28,8 +28,8 @@ Command = Callable[[Any, Aws, Targets], int]
 COMMANDS: dict[str, Command] = {
     "enqueue": enqueue.run,
     "redrive": redrive.run,
-    "status": status.run,
-    "breaker": breaker.run,
+    "status": recent_retries.run,
+    "breaker": breaker_switch.run,
 }
 
 DESCRIPTION = """\
@@ -192,10 +192,10 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print a JSON list of objects (for scripts)")
     p.add_argument(
         "--limit",
-        type=_positive(status.MAX_LIMIT),
-        default=status.DEFAULT_LIMIT,
+        type=_positive(recent_retries.MAX_LIMIT),
+        default=recent_retries.DEFAULT_LIMIT,
         metavar="N",
-        help=f"show at most N retries (default {status.DEFAULT_LIMIT})",
+        help=f"show at most N retries (default {recent_retries.DEFAULT_LIMIT})",
     )
     p.add_argument(
         "--state-machine-arn", metavar="ARN", help="the workflow (default: stack output RetryWorkflowArn)"
@@ -208,7 +208,9 @@ def build_parser() -> Parser:
         "'status' shows it; 'open' pauses retries until 'close' (no probes meanwhile); 'close'\n"
         "resumes them at once, ramping up. The breaker function does it (lambda:InvokeFunction).",
     )
-    p.add_argument("action", nargs="?", default="status", choices=breaker.ACTIONS, help="default: status")
+    p.add_argument(
+        "action", nargs="?", default="status", choices=breaker_switch.ACTIONS, help="default: status"
+    )
     p.add_argument(
         "--reason", metavar="TEXT", help="why (required for open and close; recorded and announced)"
     )
