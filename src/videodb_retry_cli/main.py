@@ -25,6 +25,7 @@ from videodb_retry_cli.stack_lookup import DEFAULT_CONFIG_ENV, SamConfig, Target
 _VALUE_OPTIONS = ("--region", "--profile", "--endpoint-url", "--stack-name", "--config-file", "--config-env")
 
 Command = Callable[[Any, Aws, Targets], int]
+Subcommands = argparse._SubParsersAction  # what add_subparsers() returns
 COMMANDS: dict[str, Command] = {
     "enqueue": enqueue.run,
     "redrive": redrive.run,
@@ -108,7 +109,7 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 
 def build_parser() -> Parser:
-    """The whole command line: global options and the enqueue/redrive/status/local commands."""
+    """The whole command line: global options and the enqueue/redrive/status/breaker/local commands."""
     parser = Parser(
         prog=PROG,
         description=DESCRIPTION,
@@ -119,19 +120,31 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_enqueue(commands)
+    _add_redrive(commands)
+    _add_status(commands)
+    _add_breaker(commands)
+    _add_local(commands)
+    return parser
 
-    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            allow_abbrev=False,
-        )
-        _add_global_options(sub, suppress=True)
-        return sub
 
-    p = command(
+def _command(commands: Subcommands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """One subcommand that also accepts the global options after its name."""
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    _add_global_options(sub, suppress=True)
+    return sub
+
+
+def _add_enqueue(commands: Subcommands) -> None:
+    """`enqueue`: ids from the command line, files or stdin."""
+    p = _command(
+        commands,
         "enqueue",
         "queue download ids for a retry",
         "Queue download ids on the retry queue (SendMessageBatch, 10 at a time).\n\n"
@@ -152,7 +165,11 @@ def build_parser() -> Parser:
         "--progress", action="store_true", help="show progress on stderr even when it is not a terminal"
     )
 
-    p = command(
+
+def _add_redrive(commands: Subcommands) -> None:
+    """`redrive`: the dead-letter queue's summary and the move back."""
+    p = _command(
+        commands,
         "redrive",
         "summarise the dead-letter queue and move it back to the retry queue",
         "Summarise the dead-letter queue by error_code and reason (messages are read, not\n"
@@ -182,7 +199,11 @@ def build_parser() -> Parser:
         "else stack output DeadLetterQueueUrl)",
     )
 
-    p = command(
+
+def _add_status(commands: Subcommands) -> None:
+    """`status`: recent retries of one download or of all."""
+    p = _command(
+        commands,
         "status",
         "show recent retries and how they went",
         "Recent retries from the retry workflow's executions, newest first: download id,\n"
@@ -201,7 +222,11 @@ def build_parser() -> Parser:
         "--state-machine-arn", metavar="ARN", help="the workflow (default: stack output RetryWorkflowArn)"
     )
 
-    p = command(
+
+def _add_breaker(commands: Subcommands) -> None:
+    """`breaker`: see, open or close the circuit breaker."""
+    p = _command(
+        commands,
         "breaker",
         "see the circuit breaker, or open / close it by hand",
         "The circuit breaker pauses the retry queue while VideoDB fails (see README, Outage mode).\n"
@@ -221,6 +246,9 @@ def build_parser() -> Parser:
         help="the breaker function (default: stack output BreakerFunctionName)",
     )
 
+
+def _add_local(commands: Subcommands) -> None:
+    """`local`: its arguments are cut off before parsing (see split_local) and go to the demo."""
     commands.add_parser(
         "local",
         help="run the whole pipeline on this machine (arguments go to videodb_retry_local.demo)",
@@ -228,7 +256,6 @@ def build_parser() -> Parser:
         "so 'videodb-retry local --help' shows the demo's own options.",
         add_help=False,
     )
-    return parser
 
 
 def split_local(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
