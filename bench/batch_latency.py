@@ -14,6 +14,7 @@ state machine in-process on every call, and that, not the function, would be mea
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -63,6 +64,28 @@ def one_batch(function: Any, sandbox: Any, size: int) -> float:
     return elapsed
 
 
+@dataclass(frozen=True)
+class Setup:
+    """How much is measured, and how slow the sandbox answers."""
+
+    batches: int
+    calls: int
+    latency_seconds: float
+    batch_size: int
+    moto_batches: int
+
+
+@dataclass
+class Samples:
+    """Seconds per single call and per batch, each way, and the AWS calls the fakes answered."""
+
+    singles: list[float] = field(default_factory=list)
+    one_by_one: list[float] = field(default_factory=list)
+    together: list[float] = field(default_factory=list)
+    in_moto: list[float] = field(default_factory=list)
+    aws_calls: dict[str, int] = field(default_factory=dict)
+
+
 def measure(
     batches: int = 7,
     calls: int = 15,
@@ -71,9 +94,19 @@ def measure(
     moto_batches: int = 2,
 ) -> Figure:
     """Median batch latency, concurrent vs one by one, against one call's median latency."""
+    setup = Setup(batches, calls, latency_seconds, batch_size, moto_batches)
     figure = Figure(KEY, "Batch latency")
     supported = batch_concurrency_supported()
-    with bench_stack(latency_seconds=latency_seconds) as (sandbox, stack), quiet():
+    samples = take_samples(setup)
+    add_rows(figure, setup, samples, supported)
+    add_notes(figure, setup, samples, supported)
+    return figure
+
+
+def take_samples(setup: Setup) -> Samples:
+    """Single calls and batches, interleaved, on one emulated stack (after a warm-up)."""
+    samples = Samples()
+    with bench_stack(latency_seconds=setup.latency_seconds) as (sandbox, stack), quiet():
         fakes = FakeAws()
         sequential = load_function(stack, "RetryFunction", {"RETRY_BATCH_CONCURRENCY": "1"})
         fakes.install()
@@ -83,25 +116,29 @@ def measure(
         # Warm: the secret, the thread pool, the clients' first requests.
         one_call(session, sandbox)
         for function in (sequential, concurrent):
-            one_batch(function, sandbox, batch_size)
-        singles: list[float] = []
-        one_by_one: list[float] = []
-        together: list[float] = []
-        for i in range(max(calls, batches)):  # interleaved, so drift hits all three alike
-            if i < calls:
-                singles.append(one_call(session, sandbox))
-            if i < batches:
-                one_by_one.append(one_batch(sequential, sandbox, batch_size))
-                together.append(one_batch(concurrent, sandbox, batch_size))
-        in_moto: list[float] = []
-        if moto_batches:
+            one_batch(function, sandbox, setup.batch_size)
+        for i in range(max(setup.calls, setup.batches)):  # interleaved, so drift hits all three alike
+            if i < setup.calls:
+                samples.singles.append(one_call(session, sandbox))
+            if i < setup.batches:
+                samples.one_by_one.append(one_batch(sequential, sandbox, setup.batch_size))
+                samples.together.append(one_batch(concurrent, sandbox, setup.batch_size))
+        if setup.moto_batches:
             # Informational: the same handler with moto answering every AWS call.
             all_moto = load_function(stack, "RetryFunction")
-            one_batch(all_moto, sandbox, batch_size)
-            in_moto = [one_batch(all_moto, sandbox, batch_size) for _ in range(moto_batches)]
-        aws_calls = {name: count for name, count in sorted(fakes.calls.items())}
+            one_batch(all_moto, sandbox, setup.batch_size)
+            samples.in_moto = [
+                one_batch(all_moto, sandbox, setup.batch_size) for _ in range(setup.moto_batches)
+            ]
+        samples.aws_calls = {name: count for name, count in sorted(fakes.calls.items())}
+    return samples
 
-    single, measured, baseline = median(singles), median(together), median(one_by_one)
+
+def add_rows(figure: Figure, setup: Setup, samples: Samples, supported: bool) -> None:
+    """The figure's raw numbers and its table rows (1, and 1b when moto was measured)."""
+    single, measured = median(samples.singles), median(samples.together)
+    baseline = median(samples.one_by_one)
+    in_moto = samples.in_moto
     versus_call = measured / single
     figure.data = {
         "one_call_s": single,
@@ -110,11 +147,11 @@ def measure(
         "batch_in_moto_s": median(in_moto) if in_moto else None,
         "versus_one_call": versus_call,
         "concurrency_setting_present": supported,
-        "batch_size": batch_size,
+        "batch_size": setup.batch_size,
     }
     figure.rows.append(
         Row(
-            figure=f"1. Batch latency: {batch_size} records, API {latency_seconds * 1000:.0f} ms "
+            figure=f"1. Batch latency: {setup.batch_size} records, API {setup.latency_seconds * 1000:.0f} ms "
             "(AWS calls: in-memory fakes)",
             measured=f"{ms(measured)} = {versus_call:.2f}x one call ({ms(single)})",
             baseline=f"{ms(baseline)} one by one (RETRY_BATCH_CONCURRENCY=1)",
@@ -136,16 +173,22 @@ def measure(
                 command=command(KEY),
             )
         )
+
+
+def add_notes(figure: Figure, setup: Setup, samples: Samples, supported: bool) -> None:
+    """How the figure was taken, for results.md."""
+    in_moto = samples.in_moto
     figure.notes += [
-        f"Medians of {batches} batches each (interleaved) and {calls} single POSTs; the sandbox "
-        f"holds every answer {latency_seconds * 1000:.0f} ms (`SandboxServer(latency_seconds=...)`).",
+        f"Medians of {setup.batches} batches each (interleaved) and {setup.calls} single POSTs; the "
+        f"sandbox holds every answer {setup.latency_seconds * 1000:.0f} ms "
+        "(`SandboxServer(latency_seconds=...)`).",
         "The handler is functions/retry/app.py loaded as the emulated stack loads it (fresh import, "
         "the template's environment), inside moto. Its DynamoDB, Step Functions, SQS and "
         "EventBridge calls are answered by in-memory fakes installed as a botocore `before-send` "
         "hook on its own clients: botocore still serialises, signs and parses every call. "
         "Secrets Manager stays moto (read once, cached).",
         "AWS calls answered by the fakes over the whole figure: "
-        + ", ".join(f"{name} {count}" for name, count in aws_calls.items()),
+        + ", ".join(f"{name} {count}" for name, count in samples.aws_calls.items()),
     ]
     if in_moto:
         figure.notes.append(
@@ -158,4 +201,3 @@ def measure(
             "RETRY_BATCH_CONCURRENCY is not read by the retry function at this commit: measured and "
             "baseline are the same sequential handler."
         )
-    return figure

@@ -17,13 +17,12 @@ import glob
 import json
 import os
 import re
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import REGION, ROOT, Figure, Row, bench_stack, command, median, ms, ratio
+from bench.common import REGION, ROOT, Figure, Row, bench_stack, command, median, ms, ratio, run_process
 
 KEY = "coldstart"
 TARGET = 1.3
@@ -88,30 +87,18 @@ def lambda_environments() -> dict[str, dict[str, str]]:
 
 
 def _sample(python: str, module: str, env: dict[str, str]) -> dict[str, float]:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and snippet
+    done = run_process(
         [python, "-c", SNIPPET.format(module=module)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        env,
+        failure=f"import {module} failed in a fresh interpreter",
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"import {module} failed in a fresh interpreter:\n{done.stderr[-2000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     return {"wall": float(measured["import_s"]), "cpu": float(measured["cpu_s"])}
 
 
 def importtime(python: str, module: str, env: dict[str, str]) -> list[tuple[str, float, float, int]]:
     """``python -X importtime -c 'import module'``: (module, self s, cumulative s, depth) rows."""
-    done = subprocess.run(  # noqa: S603
-        [python, "-X", "importtime", "-c", f"import {module}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_process([python, "-X", "importtime", "-c", f"import {module}"], env)
     rows = []
     for line in done.stderr.splitlines():
         match = _IMPORTTIME.match(line)

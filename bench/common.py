@@ -17,11 +17,12 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,38 @@ def machine() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "os": platform.platform(terse=True),
     }
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def run_process(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    failure: str | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    tail: int = 2000,
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the figures' own commands (this interpreter, the project's SAM CLI) with only
+    ``env``, its output captured as text.
+
+    With ``failure``, a non-zero exit raises RuntimeError: ``failure`` and the last ``tail``
+    characters of the output. Without it, the caller reads the exit status itself.
+    """
+    done = subprocess.run(  # noqa: S603 - our own interpreter, snippets and SAM CLI
+        list(args),
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if failure is not None and done.returncode != 0:
+        raise RuntimeError(f"{failure}:\n{(done.stdout + done.stderr)[-tail:]}")
+    return done
 
 
 # -- guards ----------------------------------------------------------------------------------

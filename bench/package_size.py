@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -32,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Figure, Row, command, ratio
+from bench.common import ROOT, Figure, Row, command, ratio, run_process
 
 KEY = "package"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -182,6 +181,7 @@ def _lazy_modules() -> tuple[str, ...]:
 def layer_entries(site: Path) -> list[str]:
     """Importable names in a layer's python/: its top-level packages and modules, and
     Powertools' subpackages one and two levels down (where most of its weight is)."""
+
     def names(base: Path, prefix: str) -> list[str]:
         found = []
         for entry in sorted(base.iterdir()):
@@ -208,16 +208,11 @@ def unused_in_layer(build_dir: Path, scratch: Path) -> list[str]:
     for function in sorted(p for p in build_dir.iterdir() if (p / "app.py").exists()):
         env = {"PATH": os.environ.get("PATH", ""), **IMPORT_ENV,
                "PYTHONPATH": os.pathsep.join([str(function), str(site), str(runtime)])}  # fmt: skip
-        done = subprocess.run(  # noqa: S603 - this interpreter and a fixed snippet
+        done = run_process(
             [sys.executable, "-S", "-c", _LOADED, *_lazy_modules()],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            env,
+            failure=f"{function.name} fails to import from the layer",
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"{function.name} fails to import from the layer:\n{done.stderr[-2000:]}")
         loaded |= set(json.loads(done.stdout.strip().splitlines()[-1]))
     return [e for e in layer_entries(site) if not any(m == e or m.startswith(e + ".") for m in loaded)]
 
@@ -238,7 +233,7 @@ def sam_build(into: Path) -> Path:
         "PATH": os.pathsep.join([*python_dirs[-1:], os.environ.get("PATH", "")]),
         "SAM_CLI_TELEMETRY": "0",
     }
-    done = subprocess.run(  # noqa: S603 - the project's SAM CLI
+    run_process(
         [
             str(sam),
             "build",
@@ -249,15 +244,12 @@ def sam_build(into: Path) -> Path:
             "--cache-dir",
             str(into / "cache"),
         ],
-        cwd=into,  # sam keeps .aws-sam/deps under the working directory
-        env=env,
-        capture_output=True,
-        text=True,
+        env,
+        failure="sam build failed",
         timeout=900,
-        check=False,
+        cwd=into,  # sam keeps .aws-sam/deps under the working directory
+        tail=3000,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"sam build failed:\n{(done.stdout + done.stderr)[-3000:]}")
     return into / "build"
 
 

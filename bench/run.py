@@ -11,15 +11,15 @@ Exit status 1 if a figure could not be measured (a missed target is a result, no
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import importlib
+import multiprocessing
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

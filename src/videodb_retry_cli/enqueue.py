@@ -15,9 +15,9 @@ from videodb_retry.messages import MAX_REASON_LENGTH, PoisonMessage, RetryReques
 
 from videodb_retry_cli import PROG
 from videodb_retry_cli.aws import Aws, describe_error, one_line
-from videodb_retry_cli.errors import CliError, UsageError
+from videodb_retry_cli.cli_errors import CliError, UsageError
 from videodb_retry_cli.output import Progress
-from videodb_retry_cli.stack import Targets
+from videodb_retry_cli.stack_lookup import Targets
 
 BATCH_SIZE = 10  # the most entries SendMessageBatch takes
 STDIN = "-"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from videodb_retry_cli.errors import CliError
+from videodb_retry_cli.cli_errors import CliError
 
 DEMO_MODULE = "videodb_retry_local.demo"
 

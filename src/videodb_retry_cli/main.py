@@ -16,20 +16,21 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from videodb_retry import __version__
 
-from videodb_retry_cli import PROG, breaker, enqueue, local, redrive, status
+from videodb_retry_cli import PROG, breaker_switch, enqueue, local, recent_retries, redrive
 from videodb_retry_cli.aws import Aws, AwsOptions, describe_error, one_line
-from videodb_retry_cli.errors import CliError
-from videodb_retry_cli.stack import DEFAULT_CONFIG_ENV, SamConfig, Targets
+from videodb_retry_cli.cli_errors import CliError
+from videodb_retry_cli.stack_lookup import DEFAULT_CONFIG_ENV, SamConfig, Targets
 
 # Global options that take a value: needed to find where `local`'s own arguments begin.
 _VALUE_OPTIONS = ("--region", "--profile", "--endpoint-url", "--stack-name", "--config-file", "--config-env")
 
 Command = Callable[[Any, Aws, Targets], int]
+Subcommands = argparse._SubParsersAction  # what add_subparsers() returns
 COMMANDS: dict[str, Command] = {
     "enqueue": enqueue.run,
     "redrive": redrive.run,
-    "status": status.run,
-    "breaker": breaker.run,
+    "status": recent_retries.run,
+    "breaker": breaker_switch.run,
 }
 
 DESCRIPTION = """\
@@ -108,7 +109,7 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 
 def build_parser() -> Parser:
-    """The whole command line: global options and the enqueue/redrive/status/local commands."""
+    """The whole command line: global options and the enqueue/redrive/status/breaker/local commands."""
     parser = Parser(
         prog=PROG,
         description=DESCRIPTION,
@@ -119,19 +120,31 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_enqueue(commands)
+    _add_redrive(commands)
+    _add_status(commands)
+    _add_breaker(commands)
+    _add_local(commands)
+    return parser
 
-    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            allow_abbrev=False,
-        )
-        _add_global_options(sub, suppress=True)
-        return sub
 
-    p = command(
+def _command(commands: Subcommands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """One subcommand that also accepts the global options after its name."""
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    _add_global_options(sub, suppress=True)
+    return sub
+
+
+def _add_enqueue(commands: Subcommands) -> None:
+    """`enqueue`: ids from the command line, files or stdin."""
+    p = _command(
+        commands,
         "enqueue",
         "queue download ids for a retry",
         "Queue download ids on the retry queue (SendMessageBatch, 10 at a time).\n\n"
@@ -152,7 +165,11 @@ def build_parser() -> Parser:
         "--progress", action="store_true", help="show progress on stderr even when it is not a terminal"
     )
 
-    p = command(
+
+def _add_redrive(commands: Subcommands) -> None:
+    """`redrive`: the dead-letter queue's summary and the move back."""
+    p = _command(
+        commands,
         "redrive",
         "summarise the dead-letter queue and move it back to the retry queue",
         "Summarise the dead-letter queue by error_code and reason (messages are read, not\n"
@@ -182,7 +199,11 @@ def build_parser() -> Parser:
         "else stack output DeadLetterQueueUrl)",
     )
 
-    p = command(
+
+def _add_status(commands: Subcommands) -> None:
+    """`status`: recent retries of one download or of all."""
+    p = _command(
+        commands,
         "status",
         "show recent retries and how they went",
         "Recent retries from the retry workflow's executions, newest first: download id,\n"
@@ -192,23 +213,29 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print a JSON list of objects (for scripts)")
     p.add_argument(
         "--limit",
-        type=_positive(status.MAX_LIMIT),
-        default=status.DEFAULT_LIMIT,
+        type=_positive(recent_retries.MAX_LIMIT),
+        default=recent_retries.DEFAULT_LIMIT,
         metavar="N",
-        help=f"show at most N retries (default {status.DEFAULT_LIMIT})",
+        help=f"show at most N retries (default {recent_retries.DEFAULT_LIMIT})",
     )
     p.add_argument(
         "--state-machine-arn", metavar="ARN", help="the workflow (default: stack output RetryWorkflowArn)"
     )
 
-    p = command(
+
+def _add_breaker(commands: Subcommands) -> None:
+    """`breaker`: see, open or close the circuit breaker."""
+    p = _command(
+        commands,
         "breaker",
         "see the circuit breaker, or open / close it by hand",
         "The circuit breaker pauses the retry queue while VideoDB fails (see README, Outage mode).\n"
         "'status' shows it; 'open' pauses retries until 'close' (no probes meanwhile); 'close'\n"
         "resumes them at once, ramping up. The breaker function does it (lambda:InvokeFunction).",
     )
-    p.add_argument("action", nargs="?", default="status", choices=breaker.ACTIONS, help="default: status")
+    p.add_argument(
+        "action", nargs="?", default="status", choices=breaker_switch.ACTIONS, help="default: status"
+    )
     p.add_argument(
         "--reason", metavar="TEXT", help="why (required for open and close; recorded and announced)"
     )
@@ -219,6 +246,9 @@ def build_parser() -> Parser:
         help="the breaker function (default: stack output BreakerFunctionName)",
     )
 
+
+def _add_local(commands: Subcommands) -> None:
+    """`local`: its arguments are cut off before parsing (see split_local) and go to the demo."""
     commands.add_parser(
         "local",
         help="run the whole pipeline on this machine (arguments go to videodb_retry_local.demo)",
@@ -226,7 +256,6 @@ def build_parser() -> Parser:
         "so 'videodb-retry local --help' shows the demo's own options.",
         add_help=False,
     )
-    return parser
 
 
 def split_local(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from videodb_retry_cli.aws import Aws, error_code
 from videodb_retry_cli.output import print_json, render_table, shorten
-from videodb_retry_cli.stack import Targets
+from videodb_retry_cli.stack_lookup import Targets
 
 DEFAULT_SAMPLE = 100
 # Long enough that one sampling pass does not see a message twice; the handles are reset to

@@ -247,7 +247,8 @@ class EmulatedStack(TemplateProvisioning):
         return list(self._dead_letters)
 
     def _drain(self, url: str) -> list[dict[str, Any]]:
-        sqs, drained = self.client("sqs"), []
+        sqs = self.client("sqs")
+        drained: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]

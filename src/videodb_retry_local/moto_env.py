@@ -11,6 +11,7 @@ from typing import Any
 from unittest import mock
 
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from videodb_retry_local.aws_limits import strict_aws
 
@@ -18,7 +19,10 @@ REGION = "us-east-1"
 STACK_NAME = "videodb-retry-local"
 # moto's configuration for the local run: state machines really execute; Lambda tasks reach
 # LambdaSimpleBackend.invoke, which the stack routes to the real handler modules.
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+MOTO_CONFIG: DefaultConfig = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -35,7 +39,7 @@ def local_aws() -> Iterator[None]:
     would refuse is refused, and the run fails on leaving this context."""
     with (
         mock.patch.dict(os.environ, FAKE_CREDENTIALS),
-        mock_aws(config=MOTO_CONFIG),  # type: ignore[arg-type]
+        mock_aws(config=MOTO_CONFIG),
         atomic_dynamodb_writes(),
         strict_aws(),
     ):

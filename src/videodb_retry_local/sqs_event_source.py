@@ -113,7 +113,8 @@ class QueueConsumer:
         return until()
 
     def _receive(self) -> list[dict[str, Any]]:
-        sqs, messages = self.stack.client("sqs"), []
+        sqs = self.stack.client("sqs")
+        messages: list[dict[str, Any]] = []
         while len(messages) < self.batch_size:  # SQS hands out at most 10 per call
             got = sqs.receive_message(
                 QueueUrl=self.queue_url,

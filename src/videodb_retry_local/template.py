@@ -1,10 +1,12 @@
-"""Reading template.yaml for the local run: parameters, conditions and intrinsic functions.
+"""Reading template.yaml for the local run: parameters, conditions, resources and what they say.
 
 The local run derives every resource it creates from the SAM template, so what runs locally
 is what deploys. This module loads the YAML (short and long intrinsic forms), applies
 parameter overrides (checked against the parameter's own constraints), evaluates conditions
-and resolves ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If`` and friends against the
-physical ids and attributes of resources already created (a :class:`PhysicalIds`).
+and rules, merges SAM Globals into functions, orders resources by their references, and reads
+what the local run needs (properties, queue attributes, environments, definitions, outputs)
+resolved against the resources already created; ``intrinsics.py`` resolves the ``Ref``,
+``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If`` and friends.
 """
 
 from __future__ import annotations
@@ -13,28 +15,40 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from videodb_retry_local.intrinsics import (
+    SUB_VARIABLE,
+    Intrinsics,
+    Physical,
+    PhysicalIds,
+    TemplateError,
+    UnresolvedReference,
+    references,
+)
+
+# What the local run imports from here; Physical, PhysicalIds and the errors live in intrinsics.py.
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "PROJECT_ROOT",
+    "SERVERLESS_FUNCTION",
+    "Physical",
+    "PhysicalIds",
+    "Template",
+    "TemplateError",
+    "UnresolvedReference",
+    "load_document",
+]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = PROJECT_ROOT / "template.yaml"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
-NO_VALUE = object()  # AWS::NoValue: the property is removed
 
 # Short-form tags whose long form is not simply "Fn::<Name>".
 _SPECIAL_TAGS = {"Ref": "Ref", "Condition": "Condition"}
-_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-
-
-class TemplateError(ValueError):
-    """The template (or an override) cannot be used as the local run needs it."""
-
-
-class UnresolvedReference(TemplateError):
-    """A reference names a resource that has not been created yet (or does not exist)."""
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -68,41 +82,6 @@ def load_document(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     return document
 
 
-@dataclass
-class Physical:
-    """What a created resource answers to ``Ref`` and ``Fn::GetAtt``."""
-
-    ref: str
-    attributes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class PhysicalIds:
-    """The emulated stack's created resources and pseudo parameters, for resolving intrinsics."""
-
-    stack_name: str = "videodb-retry-local"
-    region: str = "us-east-1"
-    account_id: str = "123456789012"
-    resources: dict[str, Physical] = field(default_factory=dict)
-
-    def pseudo(self, name: str) -> Any:
-        """Value of a pseudo parameter such as ``AWS::Region``."""
-        values = {
-            "AWS::StackName": self.stack_name,
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": (
-                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local"
-            ),
-            "AWS::NoValue": NO_VALUE,
-        }
-        if name not in values:
-            raise TemplateError(f"unsupported pseudo parameter {name}")
-        return values[name]
-
-
 class Template:
     """A SAM template with parameter values chosen and conditions evaluated."""
 
@@ -115,6 +94,7 @@ class Template:
         self.document = document
         self.base_dir = Path(base_dir)
         self.parameters = self._choose_parameters(dict(overrides or {}))
+        self._intrinsics = Intrinsics(self.parameters, self._condition)
         self.conditions: dict[str, bool] = {}
         for name in document.get("Conditions", {}):
             self._condition(name)
@@ -151,18 +131,22 @@ class Template:
             conditions = self.document.get("Conditions", {})
             if name not in conditions:
                 raise TemplateError(f"unknown condition {name}")
-            self.conditions[name] = bool(self._evaluate(conditions[name], PhysicalIds()))
+            self.conditions[name] = bool(self._before_resources(conditions[name]))
         return self.conditions[name]
 
     def _check_rules(self) -> None:
         # Template Rules guard parameter combinations; CloudFormation refuses the stack otherwise.
         for rule_name, rule in self.document.get("Rules", {}).items():
-            if "RuleCondition" in rule and not self._evaluate(rule["RuleCondition"], PhysicalIds()):
+            if "RuleCondition" in rule and not self._before_resources(rule["RuleCondition"]):
                 continue
             for assertion in rule.get("Assertions", []):
-                if not self._evaluate(assertion["Assert"], PhysicalIds()):
+                if not self._before_resources(assertion["Assert"]):
                     why = " ".join(str(assertion.get("AssertDescription", "")).split())
                     raise TemplateError(f"rule {rule_name} fails: {why}")
+
+    def _before_resources(self, value: Any) -> Any:
+        # Conditions and rules see parameters and pseudo parameters only: no resource exists yet.
+        return self._intrinsics.evaluate(value, PhysicalIds())
 
     # -- resources ----------------------------------------------------------------------
 
@@ -196,7 +180,7 @@ class Template:
         for logical_id, resource in resources.items():
             depends_on = resource.get("DependsOn", [])
             explicit = {depends_on} if isinstance(depends_on, str) else set(depends_on)
-            referenced = {d for d in _references(resource) if d in resources and d != logical_id}
+            referenced = {d for d in references(resource) if d in resources and d != logical_id}
             dependencies[logical_id] = explicit | referenced
         order: list[str] = []
         visiting: set[str] = set()
@@ -220,91 +204,7 @@ class Template:
 
     def resolve(self, value: Any, ids: PhysicalIds) -> Any:
         """Resolve every intrinsic function in ``value`` (AWS::NoValue entries are dropped)."""
-        return self._evaluate(value, ids)
-
-    def _evaluate(self, value: Any, ids: PhysicalIds) -> Any:
-        if isinstance(value, list):
-            items = [self._evaluate(item, ids) for item in value]
-            return [item for item in items if item is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, argument),) = value.items()
-            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
-                return self._intrinsic(key, argument, ids)
-        resolved = {k: self._evaluate(v, ids) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
-
-    def _intrinsic(self, name: str, argument: Any, ids: PhysicalIds) -> Any:
-        if name == "Ref":
-            return self._ref(argument, ids)
-        if name == "Condition":
-            return self._condition(argument)
-        if name == "Fn::GetAtt":
-            resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-            return self._get_att(resource, attribute, ids)
-        if name == "Fn::Sub":
-            return self._sub(argument, ids)
-        if name == "Fn::If":
-            condition, when_true, when_false = argument
-            return self._evaluate(when_true if self._condition(condition) else when_false, ids)
-        if name == "Fn::Equals":
-            left, right = (self._evaluate(item, ids) for item in argument)
-            return str(left) == str(right)
-        if name == "Fn::Not":
-            return not self._evaluate(argument[0], ids)
-        if name == "Fn::And":
-            return all(self._evaluate(item, ids) for item in argument)
-        if name == "Fn::Or":
-            return any(self._evaluate(item, ids) for item in argument)
-        if name == "Fn::Contains":  # a Rules function: is the string one of the list's?
-            items, item = (self._evaluate(part, ids) for part in argument)
-            return str(item) in [str(each) for each in items]
-        if name == "Fn::Join":
-            separator, items = argument
-            return str(separator).join(str(item) for item in self._evaluate(items, ids))
-        if name == "Fn::Select":
-            index, items = argument
-            return self._evaluate(items, ids)[int(self._evaluate(index, ids))]
-        if name == "Fn::Split":
-            separator, text = argument
-            return str(self._evaluate(text, ids)).split(separator)
-        raise TemplateError(f"intrinsic function {name} is not supported by the local run")
-
-    def _ref(self, name: str, ids: PhysicalIds) -> Any:
-        if name in self.parameters:
-            return self.parameters[name]
-        if name.startswith("AWS::"):
-            return ids.pseudo(name)
-        if name in ids.resources:
-            return ids.resources[name].ref
-        raise UnresolvedReference(f"Ref {name}: no such parameter or created resource")
-
-    def _get_att(self, resource: str, attribute: str, ids: PhysicalIds) -> str:
-        physical = ids.resources.get(resource)
-        if physical is None:
-            raise UnresolvedReference(f"GetAtt {resource}.{attribute}: resource not created")
-        if attribute not in physical.attributes:
-            raise UnresolvedReference(f"GetAtt {resource}.{attribute}: attribute unknown")
-        return physical.attributes[attribute]
-
-    def _sub(self, argument: Any, ids: PhysicalIds) -> str:
-        if isinstance(argument, list):
-            text, variables = argument[0], self._evaluate(argument[1], ids)
-        else:
-            text, variables = argument, {}
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):  # ${!Literal} stays as ${Literal}
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                return str(self._get_att(*name.split(".", 1), ids))
-            return str(self._ref(name, ids))
-
-        return _SUB_VARIABLE.sub(replace, text)
+        return self._intrinsics.evaluate(value, ids)
 
     # -- what the local run reads -------------------------------------------------------
 
@@ -347,7 +247,7 @@ class Template:
         text = (self.base_dir / properties["DefinitionUri"]).read_text(encoding="utf-8")
         for key, value in properties.get("DefinitionSubstitutions", {}).items():
             text = text.replace("${" + key + "}", str(value))
-        left = _SUB_VARIABLE.findall(text)
+        left = SUB_VARIABLE.findall(text)
         if left:
             raise TemplateError(f"definition of {logical_id} has unsubstituted ${{{left[0]}}}")
         json.loads(text)  # a broken substitution must fail here, not inside Step Functions
@@ -394,25 +294,3 @@ def _merge_globals(globals_: Any, local: Any) -> Any:
 
 def _is_intrinsic(value: dict[str, Any]) -> bool:
     return len(value) == 1 and next(iter(value)).startswith(("Ref", "Fn::", "Condition"))
-
-
-def _references(value: Any) -> set[str]:
-    """Logical ids ``value`` refers to through Ref, GetAtt and Sub variables."""
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= _references(item)
-    elif isinstance(value, dict):
-        for key, argument in value.items():
-            if key == "Ref" and isinstance(argument, str):
-                found.add(argument)
-            elif key == "Fn::GetAtt":
-                found.add(argument[0] if isinstance(argument, list) else argument.split(".")[0])
-            elif key == "Fn::Sub":
-                text = argument[0] if isinstance(argument, list) else argument
-                found |= {v.split(".")[0] for v in _SUB_VARIABLE.findall(text) if not v.startswith("!")}
-                if isinstance(argument, list):
-                    found |= _references(argument[1])
-            else:
-                found |= _references(argument)
-    return found

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from tests.cli.conftest import REGION, drain
-from tests.cli.test_stack import TEMPLATE
+from tests.cli.test_stack_lookup import TEMPLATE
 
 SCRIPT = Path(sys.executable).with_name("videodb-retry")
 pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed (pip install -e .)")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import batch_latency, cold_start, package_size, polling_cost, record_overhead, run, secrets_calls
+from bench import (
+    batch_latency,
+    cold_start,
+    package_size,
+    polling_cost,
+    polling_executions,
+    record_overhead,
+    run,
+    secrets_calls,
+)
 from bench.common import Figure, Row, machine
 
 
@@ -125,4 +134,4 @@ def test_billed_transitions_count_every_task_retry() -> None:
             "ExecutionSucceeded",
         )
     ]
-    assert polling_cost.billed_transitions(history) == 3 + 2
+    assert polling_executions.billed_transitions(history) == 3 + 2

@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from videodb_retry_cli.aws import Aws
-from videodb_retry_cli.errors import CliError, UsageError
+from videodb_retry_cli.cli_errors import CliError, UsageError
 from videodb_retry_cli.output import iso_time, print_json
-from videodb_retry_cli.stack import Targets
+from videodb_retry_cli.stack_lookup import Targets
 
 BREAKER_FUNCTION_NAME = "BreakerFunctionName"  # the template's output key
 ACTIONS = ("status", "open", "close")

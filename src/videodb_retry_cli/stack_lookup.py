@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from videodb_retry_cli.aws import Aws, error_code
-from videodb_retry_cli.errors import CliError, UsageError
+from videodb_retry_cli.cli_errors import CliError, UsageError
 
 DEFAULT_CONFIG_FILE = "samconfig.toml"
 DEFAULT_CONFIG_ENV = "default"

@@ -18,9 +18,9 @@ from videodb_retry.messages import is_valid_download_id
 from videodb_retry.workflow import MAX_EXECUTION_NAME
 
 from videodb_retry_cli.aws import Aws
-from videodb_retry_cli.errors import UsageError
+from videodb_retry_cli.cli_errors import UsageError
 from videodb_retry_cli.output import format_duration, iso_time, print_json, render_table, shorten
-from videodb_retry_cli.stack import Targets
+from videodb_retry_cli.stack_lookup import Targets
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
