@@ -32,27 +32,12 @@ from videodb_retry.messages import PoisonMessage, parse_body
 
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import local_aws
+from videodb_retry_local.presets import REAL_API_PARAMETERS, SANDBOX_PARAMETERS
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sqs_event_source import Delivery, QueueConsumer
 from videodb_retry_local.template import TemplateError
 
 MAX_SECONDS = 120
-# Short waits so the demo ends in well under a minute: every one is a template parameter.
-SANDBOX_PARAMETERS = {
-    "PollFirstWaitSeconds": "1",
-    "PollMaxWaitSeconds": "2",
-    "PollDeadlineSeconds": "6",
-    "RequeueDelaySeconds": "1",
-    "MaxRetryAttempts": "3",
-}
-# Against a real API: one attempt per download, followed for up to 100 s.
-REAL_API_PARAMETERS = {
-    "PollFirstWaitSeconds": "2",
-    "PollMaxWaitSeconds": "10",
-    "PollDeadlineSeconds": "100",
-    "RequeueDelaySeconds": "5",
-    "MaxRetryAttempts": "1",
-}
 SANDBOX_KEY = "sk-demo-sandbox"
 KEY_ENV = "VIDEODB_API_KEY"
 
@@ -429,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_logs(args.verbose)
     overrides = dict(p.split("=", 1) for p in args.param if "=" in p)
     if args.serve:
+        # Imported only for --serve: it loads the moto server (werkzeug, flask), which a plain
+        # demo run does not need.
         from videodb_retry_local import serve
 
         return serve.serve(

@@ -56,6 +56,7 @@ from videodb_retry_local import sam_local
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import FAKE_CREDENTIALS, REGION, STACK_NAME, local_aws
 from videodb_retry_local.prefix_sandbox import PREFIXES, Prefix, PrefixSandbox
+from videodb_retry_local.presets import SANDBOX_PARAMETERS
 from videodb_retry_local.sam_local import POLL_EXAMPLE_FILE
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sqs_event_source import QueueConsumer
@@ -317,9 +318,6 @@ def serve(
     ``host`` is 127.0.0.1, ``auto`` (the Docker bridge gateway) or an IPv4 address of this
     machine; ``sam_env`` a directory to write the `sam local invoke` files into.
     """
-    # Imported here: demo imports this module lazily, and these come from it.
-    from videodb_retry_local.demo import SANDBOX_PARAMETERS
-
     stopper = Stopper()
     lock = threading.Lock()
 
