@@ -25,6 +25,7 @@ from videodb_retry.messages import PoisonMessage, parse_body
 
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import local_aws
+from videodb_retry_local.presets import OUTAGE_VIRTUAL_TIMING as VIRTUAL_TIMING
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.soak_runner import quick_thread_switches, quiet
 from videodb_retry_local.sqs_event_source import QueueConsumer
@@ -32,16 +33,6 @@ from videodb_retry_local.sqs_event_source import QueueConsumer
 API_KEY = "sk-outage-sandbox"
 SUCCEEDED = "Download Retry Succeeded"
 MAX_TIMEOUT_SECONDS = 3600.0
-# The defaults the compressed run scales (template defaults; virtual seconds).
-VIRTUAL_TIMING = {
-    "PollFirstWaitSeconds": 5,
-    "PollMaxWaitSeconds": 120,
-    "PollDeadlineSeconds": 7200,
-    "RequeueDelaySeconds": 60,
-    "RedeliveryFirstDelaySeconds": 30,
-    "RedeliveryMaxDelaySeconds": 900,
-    "BreakerWindowSeconds": 300,
-}
 LOCAL_MIN_WINDOW_SECONDS = 10
 TICK_VIRTUAL_SECONDS = 60  # the breaker's schedule: rate(1 minute)
 PROBE_VIRTUAL_SECONDS = 60  # BreakerProbeIntervalSeconds' default

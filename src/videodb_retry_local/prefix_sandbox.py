@@ -1,17 +1,18 @@
-"""The sandbox as serve mode runs it: download ids script themselves by prefix."""
+"""The sandbox as serve mode runs it: download ids script themselves by prefix.
+
+:func:`script_by_prefix` is the sandbox's ``on_unknown_id`` hook: the first request about
+``/download/{id}`` (the retry POST, or a GET) with a known prefix scripts the id, and later
+requests find it scripted. Ids without a scripted prefix (``dl-gone-...``, anything else)
+stay unknown (404). The sandbox asks the hook under its lock, so two first requests at once
+script the id once; and only after the key check, so a refused request scripts nothing.
+"""
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
-from videodb_retry_local.sandbox import SandboxServer
-
-_DOWNLOAD_PATH = re.compile(r"^/download/([^/]+)$")
+from videodb_retry_local.sandbox import AnswerHook, SandboxServer, Script
 
 
 @dataclass(frozen=True)
@@ -56,37 +57,19 @@ PREFIXES = (
 )
 
 
-class PrefixSandbox(SandboxServer):
-    """The sandbox, with download ids that script themselves by prefix on first sight.
+def behaviour_of(download_id: str) -> Prefix | None:
+    """The prefix rule for ``download_id``, if any."""
+    return next((p for p in PREFIXES if download_id.startswith(p.prefix)), None)
 
-    The first request about ``/download/{id}`` (the retry POST, or a GET) with a known prefix
-    scripts the id through the public :meth:`SandboxServer.script`; later requests find it
-    scripted. Ids without a scripted prefix (``dl-gone-...``, anything else) stay unknown.
-    This hooks :meth:`SandboxServer._answer`, the router every request reaches (before the
-    key check: a request with a wrong key also scripts the id, and still gets its 401).
-    """
 
-    def __init__(self, *args: Any, on_answer: Callable[[str], None] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._first_sight = threading.Lock()
-        self._on_answer = on_answer
+def script_by_prefix(download_id: str) -> Script | None:
+    """The script of an id the sandbox has not seen, by its prefix (None: unknown, 404)."""
+    rule = behaviour_of(download_id)
+    return Script(**rule.script) if rule is not None and rule.script is not None else None
 
-    def behaviour_of(self, download_id: str) -> Prefix | None:
-        """The prefix rule for ``download_id``, if any."""
-        return next((p for p in PREFIXES if download_id.startswith(p.prefix)), None)
 
-    def _answer(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> Any:
-        match = _DOWNLOAD_PATH.match(path)
-        if match and method in ("GET", "POST"):
-            download_id = unquote(match.group(1))
-            rule = self.behaviour_of(download_id)
-            if rule is not None and rule.script is not None:
-                with self._first_sight:  # two first requests at once script it once
-                    if self.download(download_id) is None:
-                        self.script(download_id, **rule.script)
-        answer = super()._answer(method, path, query, headers, body)
-        if self._on_answer is not None:  # method, path and status only: never a header
-            self._on_answer(f"videodb: {method} {path} -> {answer.status}")
-        return answer
+def prefix_sandbox(
+    api_key: str, host: str = "127.0.0.1", port: int = 0, on_answer: AnswerHook | None = None
+) -> SandboxServer:
+    """A sandbox (not started) whose download ids script themselves by prefix."""
+    return SandboxServer(api_key, host, port, on_unknown_id=script_by_prefix, on_answer=on_answer)

@@ -3,6 +3,26 @@ waits (or sizes) for one use, and says why."""
 
 from __future__ import annotations
 
+# The demo and serve mode against the sandbox: short waits so the demo ends in well under a
+# minute, and a served stack answers an operator's try within seconds.
+SANDBOX_PARAMETERS: dict[str, str] = {
+    "PollFirstWaitSeconds": "1",
+    "PollMaxWaitSeconds": "2",
+    "PollDeadlineSeconds": "6",
+    "RequeueDelaySeconds": "1",
+    "MaxRetryAttempts": "3",
+}
+
+# The demo against a real API: one attempt per download, followed for up to 100 s (a real
+# download takes longer than the sandbox's, and every extra attempt costs the account).
+REAL_API_PARAMETERS: dict[str, str] = {
+    "PollFirstWaitSeconds": "2",
+    "PollMaxWaitSeconds": "10",
+    "PollDeadlineSeconds": "100",
+    "RequeueDelaySeconds": "5",
+    "MaxRetryAttempts": "1",
+}
+
 # Every wait is a template parameter, shrunk so that a workflow lasts seconds, not hours. Two
 # attempts per download keep the "fails every time" and "never finishes" paths short while
 # still re-queueing once; five receives (the template's minimum) bound a download whose API
@@ -19,4 +39,16 @@ SOAK_PARAMETERS: dict[str, str] = {
     "RedeliveryBackoffFactor": "2",
     "RedeliveryMaxDelaySeconds": "2",
     "LogLevel": "ERROR",
+}
+
+# The outage replay's timing in virtual seconds: the template's defaults, which the run
+# divides by its --scale so the compressed run keeps their ratios.
+OUTAGE_VIRTUAL_TIMING: dict[str, int] = {
+    "PollFirstWaitSeconds": 5,
+    "PollMaxWaitSeconds": 120,
+    "PollDeadlineSeconds": 7200,
+    "RequeueDelaySeconds": 60,
+    "RedeliveryFirstDelaySeconds": 30,
+    "RedeliveryMaxDelaySeconds": 900,
+    "BreakerWindowSeconds": 300,
 }

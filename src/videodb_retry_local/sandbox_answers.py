@@ -1,4 +1,4 @@
-"""The bodies the sandbox answers with, in every shape VideoDB documents (no HTTP, no state).
+"""The answers the sandbox gives, in every shape VideoDB documents (no server, no state).
 
 The sandbox decides *what* happened (a job is processing, done or failed); an
 :class:`AnswerShape` decides *how* VideoDB says it. Each documented variant is data: a named
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 Kind = Literal["retry", "poll", "get"]  # POST /download/{id}, GET output_url, GET /download/{id}
@@ -17,6 +18,29 @@ Placement = Literal["none", "top", "data"]
 
 # A job ends done or failed; its download record then reads done or error.
 RECORD_STATUS = {"processing": "processing", "done": "done", "failed": "error"}
+
+# The Error body's error_code of each status the sandbox answers (any other: its HTTP name).
+_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    402: "INSUFFICIENT_CREDITS",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+    504: "GATEWAY_TIMEOUT",
+}
+
+
+@dataclass
+class Answer:
+    """One answer: its HTTP status, its body and any extra headers."""
+
+    status: int
+    body: Any  # a JSON-able object, or bytes sent as they are
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,7 +91,8 @@ SHAPES: dict[str, DocumentedShape] = {
     ),
     "download_id_in_data": DocumentedShape(
         AnswerShape(download_id_at="data"),
-        "docs: create_download, SDK example reads download_id from the returned data", True,
+        "docs: create_download, SDK example reads download_id from the returned data",
+        True,
     ),
     "error_in_data": DocumentedShape(
         AnswerShape(error_at="data.error"), "docs: get_download, example reads data.error", True
@@ -77,25 +102,33 @@ SHAPES: dict[str, DocumentedShape] = {
     ),
     "poll_is_download_record": DocumentedShape(
         AnswerShape(poll_form="record", error_at="data.error"),
-        "docs: get_download (record with data.status/download_url/error) as the job result", True,
+        "docs: get_download (record with data.status/download_url/error) as the job result",
+        True,
     ),
     "retry_is_download_record": DocumentedShape(
         AnswerShape(retry_form="record"), "spec: GET /download/{id} oneOf record branch", True
     ),
     "poll_wrapped": DocumentedShape(
         AnswerShape(wrap=frozenset({"poll"})),
-        "SDK: videodb/_utils/_http_client.py _get_output, body.get('response') or body", False,
+        "SDK: videodb/_utils/_http_client.py _get_output, body.get('response') or body",
+        False,
     ),
     "sdk_in_progress": DocumentedShape(
-        AnswerShape(), "SDK: videodb/_constants.py Status.in_progress", False,
+        AnswerShape(),
+        "SDK: videodb/_constants.py Status.in_progress",
+        False,
         {"processing": "in progress"},
     ),
     "prose_pending_completed": DocumentedShape(
-        AnswerShape(), "API-NOTES: async-response prose mentions pending, completed", False,
+        AnswerShape(),
+        "API-NOTES: async-response prose mentions pending, completed",
+        False,
         {"processing": "pending", "done": "completed"},
     ),
     "other_letter_case": DocumentedShape(
-        AnswerShape(), "assumption: no source fixes the letter case", False,
+        AnswerShape(),
+        "assumption: no source fixes the letter case",
+        False,
         {"processing": "Processing", "done": "DONE", "failed": "Failed"},
     ),
     "never_seen_status": DocumentedShape(
@@ -110,8 +143,15 @@ SHAPES: dict[str, DocumentedShape] = {
 }
 
 
-def render(kind: Kind, status: str, facts: JobFacts, shape: AnswerShape,
-           spelling: Mapping[str, str]) -> dict[str, Any]:
+def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+    """An answer with the spec's `Error` body."""
+    code = _ERROR_CODES.get(status) or (HTTPStatus(status).name if status in HTTPStatus else "ERROR")
+    return Answer(status, {"success": False, "message": message, "error_code": code}, headers or {})
+
+
+def render(
+    kind: Kind, status: str, facts: JobFacts, shape: AnswerShape, spelling: Mapping[str, str]
+) -> dict[str, Any]:
     """The body of one answer about a job that is ``status`` (processing, done or failed)."""
     success = shape.success.get(status, status != "failed")
     if shape.form(kind) == "record":
@@ -130,8 +170,9 @@ def render(kind: Kind, status: str, facts: JobFacts, shape: AnswerShape,
     return {"response": body} if kind in shape.wrap else body
 
 
-def _async(kind: Kind, status: str, facts: JobFacts, spelling: Mapping[str, str],
-           success: bool) -> dict[str, Any]:
+def _async(
+    kind: Kind, status: str, facts: JobFacts, spelling: Mapping[str, str], success: bool
+) -> dict[str, Any]:
     data: dict[str, Any]
     if kind == "poll" and status != "processing":
         # The result of a download job is the download: its id, name and (24 h) URL.
@@ -143,8 +184,7 @@ def _async(kind: Kind, status: str, facts: JobFacts, spelling: Mapping[str, str]
     return {"success": success, "status": spelling.get(status, status), "data": data}
 
 
-def _record(status: str, facts: JobFacts, spelling: Mapping[str, str],
-            success: bool) -> dict[str, Any]:
+def _record(status: str, facts: JobFacts, spelling: Mapping[str, str], success: bool) -> dict[str, Any]:
     word = RECORD_STATUS[status]
     return {
         "success": success,

@@ -35,8 +35,6 @@ consumer, the running workflow executions, the moto server and the sandbox, and 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import secrets
 import signal
 import socket
@@ -55,13 +53,18 @@ from moto.server import ThreadedMotoServer
 from videodb_retry_local import sam_local
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import FAKE_CREDENTIALS, REGION, STACK_NAME, local_aws
-from videodb_retry_local.prefix_sandbox import PREFIXES, Prefix, PrefixSandbox
+from videodb_retry_local.moto_server import (
+    create_record_stack,
+    endpoint_of,
+    quiet_request_log,
+    start_moto_server,
+)
+from videodb_retry_local.prefix_sandbox import PREFIXES, prefix_sandbox
+from videodb_retry_local.presets import SANDBOX_PARAMETERS
 from videodb_retry_local.sam_local import POLL_EXAMPLE_FILE
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sqs_event_source import QueueConsumer
 from videodb_retry_local.template import TemplateError
-
-__all__ = ["PREFIXES", "READY", "Prefix", "PrefixSandbox", "serve"]  # PREFIXES: moved, still here
 
 HOST = "127.0.0.1"
 DEFAULT_PORT_AWS = 5000
@@ -72,20 +75,6 @@ IDLE_SECONDS = 0.2
 ERROR_BACKOFF_SECONDS = 2.0
 # How long shutdown waits for the consumer to finish the batch it is on.
 CONSUMER_JOIN_SECONDS = 20.0
-SERVER_START_SECONDS = 10.0
-
-
-class OneLineErrors(logging.Filter):
-    """The moto server's request errors in one line (e.g. an action moto does not implement)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep the record, cut to the traceback's last line (werkzeug puts it in the text)."""
-        text = record.getMessage()
-        if text.startswith("Error on request"):
-            lines = [line for line in text.splitlines() if line.strip()]
-            record.msg, record.args = "aws emulator: %s", (lines[-1].strip(),)
-        record.exc_info, record.exc_text = None, None
-        return True
 
 
 class ServeError(Exception):
@@ -189,55 +178,6 @@ def check_port_free(port: int, what: str, host: str = HOST) -> None:
             ) from None
 
 
-def start_moto_server(port: int, host: str = HOST) -> ThreadedMotoServer:
-    """A moto server on host:port, started within SERVER_START_SECONDS."""
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    # start() waits for the bind without a limit and the bind happens in its thread; if it
-    # fails there, start() would wait forever. So wait for it here, bounded.
-    starter = threading.Thread(target=server.start, name="moto-server-start", daemon=True)
-    starter.start()
-    starter.join(SERVER_START_SECONDS)
-    if starter.is_alive():
-        raise ServeError(
-            f"the moto server did not start on {host}:{port} within {SERVER_START_SECONDS:.0f} s"
-        )
-    return server
-
-
-def create_record_stack(stack: EmulatedStack) -> None:
-    """A CloudFormation stack in the emulator whose Outputs are the emulated stack's outputs."""
-    template = {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": (
-            "Record of the videodb-retry stack emulated by `videodb-retry local --serve`: the "
-            "Outputs name resources created directly in the emulator, not by this stack."
-        ),
-        # CloudFormation wants at least one resource; this one does nothing.
-        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {
-            key: {
-                "Description": "created by videodb_retry_local.emulated_stack.EmulatedStack",
-                "Value": str(value),
-            }
-            for key, value in sorted(stack.outputs.items())
-        },
-    }
-    with _moto_warnings_silenced():  # moto warns it does not model WaitConditionHandle
-        stack.client("cloudformation").create_stack(
-            StackName=stack.ids.stack_name,
-            TemplateBody=json.dumps(template),
-        )
-
-
-@contextlib.contextmanager
-def _moto_warnings_silenced() -> Iterator[None]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 def banner(
     stack: EmulatedStack,
     endpoint: str,
@@ -317,9 +257,6 @@ def serve(
     ``host`` is 127.0.0.1, ``auto`` (the Docker bridge gateway) or an IPv4 address of this
     machine; ``sam_env`` a directory to write the `sam local invoke` files into.
     """
-    # Imported here: demo imports this module lazily, and these come from it.
-    from videodb_retry_local.demo import SANDBOX_PARAMETERS
-
     stopper = Stopper()
     lock = threading.Lock()
 
@@ -331,10 +268,7 @@ def serve(
         with lock:
             print(line, file=sys.stderr, flush=True)
 
-    werkzeug = logging.getLogger("werkzeug")
-    werkzeug.setLevel(logging.ERROR)  # no request log from the moto server...
-    if not any(isinstance(f, OneLineErrors) for f in werkzeug.filters):
-        werkzeug.addFilter(OneLineErrors())  # ...and its errors without a traceback
+    quiet_request_log()
     try:
         with stopper.installed():
             try:
@@ -359,9 +293,13 @@ def _serve(
     defaults: dict[str, str],
 ) -> int:
     out, err = printers
+
+    def answered(method: str, path: str, status: int) -> None:
+        out(f"videodb: {method} {path} -> {status}")  # method, path and status: never a header
+
     key = "sk-local-" + secrets.token_urlsafe(24)  # lives in the sandbox and the secret only
     try:
-        sandbox = PrefixSandbox(api_key=key, host=where.host, port=where.port_api, on_answer=out).start()
+        sandbox = prefix_sandbox(key, where.host, where.port_api, on_answer=answered).start()
     except OSError as exc:
         where_api = f"{where.host}:{where.port_api}"
         raise ServeError(f"sandbox API cannot listen on {where_api}: {exc.strerror}") from None
@@ -375,8 +313,11 @@ def _serve(
             except TemplateError as exc:
                 raise ServeError(f"cannot build the stack: {exc}") from None
             try:
-                server = start_moto_server(where.port_aws, where.host)
-                endpoint = _endpoint_of(server)
+                try:
+                    server = start_moto_server(where.port_aws, where.host)
+                except TimeoutError as exc:
+                    raise ServeError(str(exc)) from None
+                endpoint = endpoint_of(server)
                 create_record_stack(stack)
                 written = _write_sam_env(stack, endpoint, sandbox, key, where.sam_env)
                 consumer = Consumer(stack, out, err)
@@ -414,8 +355,3 @@ def _write_sam_env(
     except OSError as exc:
         why = exc.strerror or exc
         raise ServeError(f"cannot write the sam local invoke files in {directory}: {why}") from None
-
-
-def _endpoint_of(server: ThreadedMotoServer) -> str:
-    host, port = server.get_host_and_port()
-    return f"http://{host}:{port}"

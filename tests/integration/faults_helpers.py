@@ -312,7 +312,7 @@ def other_host_sandbox(api_key: str) -> Iterator[tuple[SandboxServer, str]]:
 def retry_answer_without_output_url(sandbox: SandboxServer, download_id: str, times: int) -> Iterator[None]:
     """The first ``times`` "processing" answers to the retry of ``download_id`` lack
     ``data.output_url`` (the job cannot be followed)."""
-    original = sandbox._retry
+    original = sandbox.downloads.retry
     left = [times]
 
     def retry(requested: str) -> Any:
@@ -324,7 +324,7 @@ def retry_answer_without_output_url(sandbox: SandboxServer, download_id: str, ti
                 answer.body["data"] = {k: v for k, v in data.items() if k != "output_url"}
         return answer
 
-    with mock.patch.object(sandbox, "_retry", retry):
+    with mock.patch.object(sandbox.downloads, "retry", retry):
         yield
 
 

@@ -7,7 +7,7 @@ import pytest
 from videodb_retry.sanitise import clean_text
 
 from videodb_retry_local import aws_limits
-from videodb_retry_local import sandbox as sandbox_module
+from videodb_retry_local import sandbox_downloads as sandbox_module
 from videodb_retry_local.aws_limits import LimitExceeded
 from videodb_retry_local.sqs_event_source import QueueConsumer
 

@@ -25,7 +25,8 @@ import boto3
 import pytest
 
 from videodb_retry_local import demo
-from videodb_retry_local.serve import PREFIXES, READY, PrefixSandbox
+from videodb_retry_local.prefix_sandbox import PREFIXES, prefix_sandbox
+from videodb_retry_local.serve import READY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -335,7 +336,7 @@ def _call(base_url: str, method: str, path: str, key: str) -> tuple[int, dict[st
 
 def test_download_ids_behave_by_prefix() -> None:
     key = "sk-prefix-test"
-    with PrefixSandbox(api_key=key) as api:
+    with prefix_sandbox(api_key=key) as api:
         status, body = _call(api.base_url, "POST", "/download/dl-ok-7", key)
         assert (status, body["status"]) == (200, "processing")
         status, body = _call(api.base_url, "GET", "/download/dl-fail-7", key)
