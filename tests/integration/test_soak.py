@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from videodb_retry_local import soak
+from videodb_retry_local.sqs_event_source import Delivery
 
 SMALL = soak.SoakConfig(
     messages=300,
@@ -186,7 +187,8 @@ class _SlowShard(soak.ShardRun):
 
     def _poll(self) -> int:
         self.polls += 1
-        self.consumer.deliveries.append(self.polls)  # progress: a record was delivered
+        # progress: a record was delivered
+        self.consumer.deliveries.append(Delivery(f"m-{self.polls}", "dl-slow", 1, failed=False))
         return 1
 
 
