@@ -27,12 +27,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from videodb_retry_local import demo
+from videodb_retry_local import demo, demo_cases
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.iam_enforcement import Denial, Enforcement, acting_as
 from videodb_retry_local.iam_requests import Request, RequestContext
 from videodb_retry_local.lambda_runtime import FunctionError
 from videodb_retry_local.moto_env import local_aws
+from videodb_retry_local.presets import SANDBOX_PARAMETERS
 from videodb_retry_local.sam_translation import execution_roles, translate
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sqs_event_source import QueueConsumer
@@ -42,7 +43,7 @@ TIMEOUT_SECONDS = 90
 SWEPT_ID = "dl-iam-swept"
 # The demo's mix but its never-ending download: a timed-out attempt makes no call that a
 # failed one does not, and waiting for its deadline would only slow the pass down.
-CASES = [case for case in demo.CASES if case.download_id != "dl-demo-stuck"]
+CASES = [case for case in demo_cases.CASES if case.download_id != "dl-demo-stuck"]
 # (principal, action) pairs the pass must see allowed at least once: every kind of AWS call
 # the functions, the workflow and the services acting for them make.
 MUST_EXERCISE = {
@@ -95,7 +96,7 @@ def run_pass(
             if case.script is not None:
                 sandbox.script(case.download_id, **case.script)
         overrides = {
-            **demo.SANDBOX_PARAMETERS,
+            **SANDBOX_PARAMETERS,
             "SweeperEnabled": "true",
             # The demo's one 503 is enough to open the breaker, and it may probe at once.
             "BreakerMinAttempts": "1",
@@ -141,15 +142,15 @@ def _drive(stack: EmulatedStack, sandbox: SandboxServer, enforcement: Enforcemen
     the ids that did not end."""
     consumer = QueueConsumer(stack)
     for case in CASES:
-        demo.send(stack, case)
+        demo_cases.send(stack, case)
 
     def ended() -> bool:
-        endings = demo.collect(stack, consumer, sandbox, CASES)
+        endings = demo_cases.collect(stack, consumer, sandbox, CASES)
         return bool(enforcement.denials) or all(e.final for e in endings.values())
 
     with contextlib.suppress(ClientError):  # the mapping's own receive denied: recorded already
         consumer.run(until=ended, timeout=TIMEOUT_SECONDS)
-    endings = demo.collect(stack, consumer, sandbox, CASES)
+    endings = demo_cases.collect(stack, consumer, sandbox, CASES)
     return [k for k, e in endings.items() if not e.final]
 
 

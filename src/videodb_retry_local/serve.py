@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from moto.server import ThreadedMotoServer
+from videodb_retry.breaker import PAUSED, RESUMED
 
 from videodb_retry_local import sam_local
 from videodb_retry_local.emulated_stack import EmulatedStack
@@ -153,14 +154,22 @@ class Consumer(threading.Thread):
             self.out(f"queue: {len(batch)} record(s) to {self.consumer.function}{note}")
         events = self.stack.outcome_events()
         for event in events[self._events_shown :]:
-            detail = event["detail"]
-            more = "will retry" if detail.get("will_retry") else "final"
-            error = f": {detail['error']}" if detail.get("error") else ""
-            self.out(
-                f"outcome: {detail.get('download_id')} attempt {detail.get('attempt')} "
-                f"{detail.get('status')} ({more}){error}"
-            )
+            self.out(describe_event(event))
         self._events_shown = len(events)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line for an event the app put on its bus: a download's outcome, or the breaker's
+    ``Retry Paused`` / ``Retry Resumed`` (which carry no download)."""
+    detail = event["detail"]
+    if event.get("detail-type") in (PAUSED, RESUMED):
+        return f"breaker: {event['detail-type']} ({detail.get('reason')})"
+    more = "will retry" if detail.get("will_retry") else "final"
+    error = f": {detail['error']}" if detail.get("error") else ""
+    return (
+        f"outcome: {detail.get('download_id')} attempt {detail.get('attempt')} "
+        f"{detail.get('status')} ({more}){error}"
+    )
 
 
 def check_port_free(port: int, what: str, host: str = HOST) -> None:

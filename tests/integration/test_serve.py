@@ -26,7 +26,7 @@ import pytest
 
 from videodb_retry_local import demo
 from videodb_retry_local.prefix_sandbox import PREFIXES, prefix_sandbox
-from videodb_retry_local.serve import READY
+from videodb_retry_local.serve import READY, describe_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -486,3 +486,16 @@ def test_host_and_sam_env_need_serve(capsys: pytest.CaptureFixture[str]) -> None
         assert exited.value.code == 2, argv
     err = capsys.readouterr().err
     assert "--host needs --serve" in err and "--sam-env needs --serve" in err
+
+
+def test_the_breaker_announcements_print_as_the_breaker_not_as_an_outcome() -> None:
+    # Every event on the bus reaches serve mode's log; the breaker's carry no download.
+    paused = {"detail-type": "Retry Paused", "detail": {"state": "open", "reason": "opened by hand: x"}}
+    resumed = {"detail-type": "Retry Resumed", "detail": {"state": "closed", "reason": "closed by hand: y"}}
+    outcome = {
+        "detail-type": "Download Retry Failed",
+        "detail": {"download_id": "dl-a", "attempt": 1, "status": "failed", "will_retry": True, "error": "e"},
+    }
+    assert describe_event(paused) == "breaker: Retry Paused (opened by hand: x)"
+    assert describe_event(resumed) == "breaker: Retry Resumed (closed by hand: y)"
+    assert describe_event(outcome) == "outcome: dl-a attempt 1 failed (will retry): e"
