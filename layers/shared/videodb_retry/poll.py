@@ -106,7 +106,8 @@ class Waiting:
         return JobState.RUNNING
 
     def to_state(self, settings: Settings) -> dict[str, Any]:
-        """The next workflow state (what the state machine reads; same keys in the same order)."""
+        """The next workflow state, as the state machine reads it (``settings``: unused here,
+        taken so that any :data:`PollResult` becomes a state the same way)."""
         return {
             **self.carried,
             "polls": self.polls,
@@ -287,14 +288,14 @@ def follow_job(
     seconds_left: Callable[[], float],
 ) -> PollResult:
     """Poll the job on the rest of the inline schedule (or once, past it); return the ended
-    attempt's state, or raise ``JobStillRunning`` for the workflow to wait and call again.
+    attempt, or raise ``JobStillRunning`` for the workflow to wait and call again.
 
     Before sleeping, the invocation checks it has the sleep plus one full poll request left
     (``seconds_left``: the Lambda context's remaining time), so it never times out mid-wait.
     """
     if "workflow_state" not in event or "poll_error" in event["workflow_state"]:
         # A bare state is one poll step (SettlePollError, `sam local invoke`, the bench's
-        # fixed poller): it may return ``running`` with ``wait_seconds``.
+        # fixed poller): it may return ``Waiting`` (``running``, with ``wait_seconds``).
         return poll_step(event.get("workflow_state", event), videodb, settings, now=clock.now())
     state = event["workflow_state"]
     retries = int(event.get("retry_count", 0) or 0)
