@@ -70,6 +70,18 @@ class PollState:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The workflow state's fields (the first poll's state starts from these)."""
+        return {
+            "download_id": self.download_id,
+            "job_id": self.job_id,
+            "output_url": self.output_url,
+            "attempt": self.attempt,
+            "started_at": self.started_at,
+            "deadline_at": self.deadline_at,
+            "polls": self.polls,
+        }
+
     @classmethod
     def lenient(cls, state: dict[str, Any], now: float) -> PollState:
         """Whatever can be read from a state that may be malformed (for settling errors)."""
