@@ -45,7 +45,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("still running", extra={"detail": str(still)})
         raise
     count(Metric.POLLS)
-    if ended["status"] in ENDING_METRICS:
-        count(ENDING_METRICS[ended["status"]])
-    logger.info("polled", extra={"status": ended["status"], "polls": ended["polls"]})
-    return ended
+    if ended.status in ENDING_METRICS:
+        count(ENDING_METRICS[ended.status])
+    logger.info("polled", extra={"status": ended.status.value, "polls": ended.polls})
+    # The typed result becomes the workflow state only here, at the edge.
+    return ended.to_state(settings)

@@ -75,7 +75,7 @@ def test_default_inline_schedule():
 
 def test_first_invocation_polls_on_the_schedule_until_done(follow, http_server):
     result, clock = follow([RUNNING, RUNNING, DONE])
-    assert result["status"] == "done" and result["polls"] == 3
+    assert result.status == "done" and result.polls == 3
     assert clock.sleeps == [4, 8, 8] and clock.t == 1020.0
     assert len(http_server.seen) == 3
 
@@ -89,7 +89,7 @@ def test_a_retried_invocation_polls_once_and_counts_earlier_polls(follow, http_s
     # Third ladder retry: 6 inline polls + 2 earlier retries were made before this one.
     result, clock = follow([DONE], retry_count=3, now=1100.0)
     assert clock.sleeps == [] and len(http_server.seen) == 1
-    assert result["status"] == "done" and result["polls"] == 6 + 2 + 1
+    assert result.status == "done" and result.polls == 6 + 2 + 1
 
 
 def test_short_remaining_time_ends_the_inline_schedule_early(follow, http_server):
@@ -101,17 +101,17 @@ def test_short_remaining_time_ends_the_inline_schedule_early(follow, http_server
 
 def test_the_deadline_cuts_the_schedule_and_times_out_on_it(follow):
     result, clock = follow([RUNNING] * 6, state={"deadline_at": 1015.0}, max_retry_attempts=1)
-    assert result["status"] == "timed_out" and clock.t == 1015.0
+    assert result.status == "timed_out" and clock.t == 1015.0
 
 
 def test_a_ladder_poll_after_the_deadline_times_out(follow):
     result, _ = follow([RUNNING], retry_count=30, now=1700.0, max_retry_attempts=1)
-    assert result["status"] == "timed_out"
+    assert result.status == "timed_out"
 
 
 def test_max_polls_ends_the_inline_schedule(follow):
     result, _ = follow([RUNNING] * 6, poll_max_polls=3, max_retry_attempts=1)
-    assert result["status"] == "timed_out" and result["polls"] == 3
+    assert result.status == "timed_out" and result.polls == 3
 
 
 def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
@@ -130,7 +130,7 @@ def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
     result = follow_job(
         state, VideoDBClient(settings, FakeKey("k")), settings, Clock(clock.now, clock.sleep), lambda: 60.0
     )
-    assert result["status"] == "running" and result["wait_seconds"] >= 1 and clock.sleeps == []
+    assert result.status == "running" and result.wait_seconds >= 1 and clock.sleeps == []
 
 
 # -- the schedule as a whole: inline polls, then the workflow's Retry ladder ---------------

@@ -25,7 +25,9 @@ def step(http_server, settings_for):
             "status": "running",
             **(state_overrides or {}),
         }
-        return poll_step(state, VideoDBClient(settings, FakeKey("sk-k")), settings, now=now)
+        # The workflow state the handler returns (what the state machine reads).
+        result = poll_step(state, VideoDBClient(settings, FakeKey("sk-k")), settings, now=now)
+        return result.to_state(settings)
 
     return run
 
@@ -127,7 +129,7 @@ def test_max_polls_ends_as_timed_out(http_server, step):
 def test_a_malformed_state_is_still_settled_after_a_poll_error(http_server, settings_for):
     settings = settings_for()
     state = {"download_id": "download-1", "poll_error": {"Error": "InvalidPollState", "Cause": "{}"}}
-    settled = poll_step(state, VideoDBClient(settings, FakeKey("k")), settings, now=5.0)
+    settled = poll_step(state, VideoDBClient(settings, FakeKey("k")), settings, now=5.0).to_state(settings)
     assert settled["status"] == "failed"
     assert settled["outcome"]["detail"]["download_id"] == "download-1"
     assert http_server.seen == []

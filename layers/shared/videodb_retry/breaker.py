@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 # SQS event source mappings accept MaximumConcurrency 2..1000 (Lambda's documented range).
 MIN_MAPPING_CONCURRENCY = 2
@@ -94,6 +95,43 @@ class Change:
 
 PAUSED = "Retry Paused"
 RESUMED = "Retry Resumed"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A Retry Paused / Retry Resumed event: the breaker as it stands after the change."""
+
+    detail_type: str
+    mode: Mode
+    reason: str
+    manual: bool
+    since: float
+    at: float
+    concurrency: int  # the mapping's MaximumConcurrency while closed; 0 while open (none)
+
+    @classmethod
+    def of(cls, detail_type: str, state: State, now: float) -> Announcement:
+        """The event announcing ``state``, reached at ``now``."""
+        return cls(
+            detail_type=detail_type,
+            mode=state.mode,
+            reason=state.reason,
+            manual=state.manual,
+            since=state.since,
+            at=now,
+            concurrency=state.concurrency if state.mode is Mode.CLOSED else 0,
+        )
+
+    def detail(self) -> dict[str, Any]:
+        """The event's detail, as EventBridge carries it."""
+        return {
+            "state": self.mode.value,
+            "reason": self.reason,
+            "manual": self.manual,
+            "since": self.since,
+            "at": self.at,
+            "concurrency": self.concurrency,
+        }
 
 
 def bucket_start(now: float, thresholds: Thresholds) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -123,6 +124,29 @@ class DynamoDBBreakerStore:
         return found
 
 
+@dataclass(frozen=True)
+class EventSourceMapping:
+    """The parts of the retry queue's mapping the switch reads (from ListEventSourceMappings)."""
+
+    uuid: str
+    state: str  # Enabled, Disabled, or changing: Enabling, Disabling, Updating, Creating, ...
+    maximum_concurrency: int | None  # ScalingConfig.MaximumConcurrency; None when not set
+
+    @classmethod
+    def from_lambda(cls, mapping: dict[str, Any]) -> EventSourceMapping:
+        """Read one entry of Lambda's ``EventSourceMappings``."""
+        return cls(
+            uuid=mapping["UUID"],
+            state=mapping.get("State", ""),
+            maximum_concurrency=(mapping.get("ScalingConfig") or {}).get("MaximumConcurrency"),
+        )
+
+    @property
+    def changing(self) -> bool:
+        """True while Lambda is still carrying out an earlier change (left for the next tick)."""
+        return self.state in ("Enabling", "Disabling", "Updating", "Creating")
+
+
 class MappingSwitch:
     """The retry queue's event source mapping: found by function and queue, never by a
     hard-coded UUID (the function cannot name its own mapping without a circular reference)."""
@@ -131,8 +155,8 @@ class MappingSwitch:
         self._function = function_name
         self._queue_arn = queue_arn
 
-    def describe(self) -> dict[str, Any]:
-        """The mapping as Lambda describes it (UUID, State, ScalingConfig, ...)."""
+    def describe(self) -> EventSourceMapping:
+        """The mapping as Lambda describes it now."""
         answer = client("lambda").list_event_source_mappings(
             FunctionName=self._function, EventSourceArn=self._queue_arn
         )
@@ -141,7 +165,7 @@ class MappingSwitch:
             raise SwitchRefused(
                 f"expected one event source mapping for the retry queue, found {len(mappings)}"
             )
-        return dict(mappings[0])
+        return EventSourceMapping.from_lambda(mappings[0])
 
     def apply(self, mode: Mode, concurrency: int) -> bool:
         """Make the mapping match ``mode`` (and ``concurrency`` when closed); True if changed.
@@ -149,15 +173,16 @@ class MappingSwitch:
         A mapping still changing (Enabling, Disabling, Updating) is left for the next tick.
         """
         mapping = self.describe()
-        state = mapping.get("State", "")
         want_enabled = mode is Mode.CLOSED
-        current = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
-        if state in ("Enabling", "Disabling", "Updating", "Creating"):
-            logger.info("event source mapping is changing; left for the next tick", extra={"state": state})
+        if mapping.changing:
+            logger.info(
+                "event source mapping is changing; left for the next tick", extra={"state": mapping.state}
+            )
             return False
-        if (state == "Enabled") == want_enabled and (not want_enabled or current == concurrency):
+        enabled = mapping.state == "Enabled"
+        if enabled == want_enabled and (not want_enabled or mapping.maximum_concurrency == concurrency):
             return False
-        change: dict[str, Any] = {"UUID": mapping["UUID"], "Enabled": want_enabled}
+        change: dict[str, Any] = {"UUID": mapping.uuid, "Enabled": want_enabled}
         if want_enabled:
             change["ScalingConfig"] = {"MaximumConcurrency": concurrency}
         try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from videodb_retry import breaker
-from videodb_retry.breaker import Change, Mode, State, Thresholds
+from videodb_retry.breaker import Announcement, Change, Mode, State, Thresholds
 from videodb_retry.observability import count, logger
 from videodb_retry.ports import Announcer, BreakerStore, BreakerSwitch
 
@@ -51,9 +51,9 @@ def enabled_from_env(env: Mapping[str, str] | None = None) -> bool:
 
 @dataclass(frozen=True)
 class Report:
-    """What one tick or manual switch did."""
+    """What one tick or manual switch did (``to_dict``: what the function returns)."""
 
-    mode: str
+    mode: Mode
     reason: str
     manual: bool
     since: float
@@ -62,6 +62,20 @@ class Report:
     probed: bool = False
     announced: str | None = None
     mapping_changed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the breaker function returns and ``videodb-retry breaker`` prints."""
+        return {
+            "mode": self.mode.value,
+            "reason": self.reason,
+            "manual": self.manual,
+            "since": self.since,
+            "concurrency": self.concurrency,
+            "probes": self.probes,
+            "probed": self.probed,
+            "announced": self.announced,
+            "mapping_changed": self.mapping_changed,
+        }
 
 
 class Breaker:
@@ -129,7 +143,8 @@ class Breaker:
         if state != before:
             state = self._store.save(state)
         if change.announce:
-            self._announcer.announce(change.announce, _event_detail(state, now))
+            announcement = Announcement.of(change.announce, state, now)
+            self._announcer.announce(announcement.detail_type, announcement.detail())
             count(Metric.OPENED if state.mode is Mode.OPEN else Metric.CLOSED)
             logger.warning("circuit breaker " + state.mode.value, extra={"reason": state.reason})
         count(Metric.OPEN, 1 if state.mode is Mode.OPEN else 0)
@@ -156,24 +171,12 @@ class OutcomeCounter:
             logger.error("could not count the batch for the circuit breaker", extra={"error": str(exc)})
 
 
-def _event_detail(state: State, now: float) -> dict[str, Any]:
-    return {
-        "state": state.mode.value,
-        "reason": state.reason,
-        "manual": state.manual,
-        "since": state.since,
-        "at": now,
-        "concurrency": state.concurrency if state.mode is Mode.CLOSED else 0,
-    }
-
-
 def _report(state: State, probed: bool, announced: str | None, changed: bool) -> Report:
-    fields = asdict(state)
     return Report(
-        mode=state.mode.value,
+        mode=state.mode,
         reason=state.reason,
         manual=state.manual,
-        since=fields["since"],
+        since=state.since,
         concurrency=state.concurrency,
         probes=state.probes,
         probed=probed,

@@ -5,17 +5,20 @@ $$.State.RetryCount}``; a bare state is one ``poll_step`` (used to settle poll e
 The first invocation polls on the inline schedule (``inline_schedule``: short waits slept
 inside the function, cheaper than Step Functions transitions). Once that schedule is
 spent, a job still processing raises ``JobStillRunning``, and the workflow's Task Retry
-waits (growing, capped by MaxDelaySeconds) and invokes again, for one poll each. An ended
-attempt is returned with ``status`` ``done``, ``failed`` or ``timed_out`` and ``outcome``,
-which the workflow uses to re-queue and announce (see outcomes.py).
+waits (growing, capped by MaxDelaySeconds) and invokes again, for one poll each.
+
+A poll's result is a typed value: :class:`Waiting` (still processing; poll again in
+``wait_seconds``) or :class:`Ended` (``done``, ``failed`` or ``timed_out``, with the
+:class:`~videodb_retry.outcomes.Outcome` the workflow re-queues and announces). Their
+``to_state`` is the workflow state the handler returns, the one dict form of them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from videodb_retry.backoff import exponential_wait
@@ -67,6 +70,18 @@ class PollState:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The workflow state's fields (the first poll's state starts from these)."""
+        return {
+            "download_id": self.download_id,
+            "job_id": self.job_id,
+            "output_url": self.output_url,
+            "attempt": self.attempt,
+            "started_at": self.started_at,
+            "deadline_at": self.deadline_at,
+            "polls": self.polls,
+        }
+
     @classmethod
     def lenient(cls, state: dict[str, Any], now: float) -> PollState:
         """Whatever can be read from a state that may be malformed (for settling errors)."""
@@ -88,41 +103,104 @@ class PollState:
         )
 
 
-def poll_step(state: dict[str, Any], videodb: VideoDB, settings: Settings, now: float) -> dict[str, Any]:
-    """Poll the job once (or settle a poll error) and return the next workflow state."""
+@dataclass(frozen=True)
+class Waiting:
+    """A poll that found the job still processing: poll again in ``wait_seconds``."""
+
+    carried: Mapping[str, Any]  # the identifying fields, as the workflow handed them in
+    polls: int
+    wait_seconds: int
+    elapsed_seconds: float
+
+    @property
+    def status(self) -> JobState:
+        """The state's ``status``: always ``running``."""
+        return JobState.RUNNING
+
+    def to_state(self, settings: Settings) -> dict[str, Any]:
+        """The next workflow state, as the state machine reads it (``settings``: unused here,
+        taken so that any :data:`PollResult` becomes a state the same way)."""
+        return {
+            **self.carried,
+            "polls": self.polls,
+            "wait_seconds": self.wait_seconds,
+            "status": self.status.value,
+            "elapsed_seconds": round(self.elapsed_seconds, 1),
+        }
+
+
+@dataclass(frozen=True)
+class Ended:
+    """An ended attempt: its outcome, for the workflow to re-queue and announce."""
+
+    carried: Mapping[str, Any]  # the identifying fields, as the workflow handed them in
+    outcome: Outcome
+
+    @property
+    def status(self) -> Ending:
+        """The state's ``status``: ``done``, ``failed`` or ``timed_out``."""
+        return self.outcome.ending
+
+    @property
+    def polls(self) -> int:
+        """Polls made in this attempt, this one included."""
+        return self.outcome.polls
+
+    def to_state(self, settings: Settings) -> dict[str, Any]:
+        """The final workflow state, with what the workflow needs to re-queue and announce."""
+        return {
+            **self.carried,
+            "polls": self.polls,
+            "status": self.status.value,
+            "elapsed_seconds": round(self.outcome.elapsed_seconds, 1),
+            "outcome": self.outcome.for_workflow(settings),
+        }
+
+
+PollResult = Waiting | Ended
+
+
+def poll_step(state: dict[str, Any], videodb: VideoDB, settings: Settings, now: float) -> PollResult:
+    """Poll the job once (or settle a poll error); ``to_state`` is the next workflow state."""
+    carried = _carried(state)
     if "poll_error" in state:
         # Settling must work even for the state that made polling fail, or the execution
         # would end with no outcome event.
         current = PollState.lenient(state, now)
-        return _finish(state, current, settings, now, Ending.FAILED, {}, _cause(state["poll_error"]))
-    current = PollState.from_dict(state)
+        return _end(carried, current, settings, now, Ending.FAILED, _cause(state["poll_error"]), polled=False)
+    return _poll(carried, PollState.from_dict(state), videodb, settings, now)
+
+
+def _poll(
+    carried: Mapping[str, Any], current: PollState, videodb: VideoDB, settings: Settings, now: float
+) -> PollResult:
     if not videodb.is_on_api_origin(current.output_url):
         # Fail closed: the key goes only to the configured API origin.
         error = "output_url is not on the configured VideoDB API origin; not followed"
-        return _finish(state, current, settings, now, Ending.FAILED, {}, error)
+        return _end(carried, current, settings, now, Ending.FAILED, error, polled=False)
     try:
         job = videodb.get_job(current.output_url, current.download_id)
     except PermanentError as exc:
-        return _finish(state, current, settings, now, Ending.FAILED, {}, str(exc), polled=True)
+        return _end(carried, current, settings, now, Ending.FAILED, str(exc))
     except TransientError as exc:
         raise TransientPollError(str(exc)) from None
     polls = current.polls + 1
     if job.state is JobState.DONE:
-        return _finish(state, current, settings, now, Ending.DONE, job.result, None, polled=True)
+        return _end(carried, current, settings, now, Ending.DONE, None, result=job.result)
     if job.state is JobState.FAILED:
         # How an answer is judged (status x success, another download's id) is status.py's
         # table; whatever it says, an attempt is only ever "done" on a DONE answer.
         error = job.error or "VideoDB reported the job failed"
-        return _finish(state, current, settings, now, Ending.FAILED, {}, error, polled=True)
+        return _end(carried, current, settings, now, Ending.FAILED, error)
     remaining = current.deadline_at - now
     if remaining <= 0:
         error = f"job still processing after {settings.poll_deadline_seconds} s"
-        return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
+        return _end(carried, current, settings, now, Ending.TIMED_OUT, error)
     if polls >= settings.poll_max_polls:
         # Bounds the execution's history (25,000 events) whatever the timing parameters;
         # PollMaxPolls' MaxValue leaves room for every poll's retries too.
         error = f"job still processing after {polls} polls (PollMaxPolls)"
-        return _finish(state, current, settings, now, Ending.TIMED_OUT, {}, error, polled=True)
+        return _end(carried, current, settings, now, Ending.TIMED_OUT, error)
     wait = exponential_wait(
         polls,
         settings.poll_first_wait_seconds,
@@ -131,48 +209,36 @@ def poll_step(state: dict[str, Any], videodb: VideoDB, settings: Settings, now: 
     )
     # The last wait ends at the deadline, so the final poll happens right on it.
     wait = max(1, min(wait, math.ceil(remaining)))
-    return {
-        **_base(state),
-        "polls": polls,
-        "wait_seconds": wait,
-        "status": JobState.RUNNING.value,
-        "elapsed_seconds": round(now - current.started_at, 1),
-    }
+    return Waiting(carried, polls=polls, wait_seconds=wait, elapsed_seconds=now - current.started_at)
 
 
-def _finish(
-    state: dict[str, Any],
+def _end(
+    carried: Mapping[str, Any],
     current: PollState,
     settings: Settings,
     now: float,
     ending: Ending,
-    result: dict[str, Any],
     error: str | None,
-    polled: bool = False,
-) -> dict[str, Any]:
-    polls = current.polls + (1 if polled else 0)
+    result: dict[str, Any] | None = None,
+    polled: bool = True,
+) -> Ended:
     outcome = Outcome(
         ending=ending,
         download_id=current.download_id,
         attempt=current.attempt,
         max_attempts=settings.max_retry_attempts,
         job_id=current.job_id,
-        polls=polls,
+        polls=current.polls + (1 if polled else 0),
         elapsed_seconds=now - current.started_at,
         error=error,
-        result=result,
+        result=result or {},
     )
-    return {
-        **_base(state),
-        "polls": polls,
-        "status": ending.value,
-        "elapsed_seconds": round(now - current.started_at, 1),
-        "outcome": outcome.for_workflow(settings),
-    }
+    return Ended(carried, outcome)
 
 
-def _base(state: dict[str, Any]) -> dict[str, Any]:
-    # Carry the identifying fields forward; drop per-step fields so the state stays small.
+def _carried(state: dict[str, Any]) -> dict[str, Any]:
+    # Carry the identifying fields forward as they came (the state machine sees them
+    # unchanged); per-step fields are dropped so the state stays small.
     keep = ("download_id", "job_id", "output_url", "attempt", "started_at", "deadline_at")
     return {key: state[key] for key in keep if key in state}
 
@@ -232,20 +298,21 @@ def follow_job(
     settings: Settings,
     clock: Clock,
     seconds_left: Callable[[], float],
-) -> dict[str, Any]:
+) -> PollResult:
     """Poll the job on the rest of the inline schedule (or once, past it); return the ended
-    attempt's state, or raise ``JobStillRunning`` for the workflow to wait and call again.
+    attempt, or raise ``JobStillRunning`` for the workflow to wait and call again.
 
     Before sleeping, the invocation checks it has the sleep plus one full poll request left
     (``seconds_left``: the Lambda context's remaining time), so it never times out mid-wait.
     """
     if "workflow_state" not in event or "poll_error" in event["workflow_state"]:
         # A bare state is one poll step (SettlePollError, `sam local invoke`, the bench's
-        # fixed poller): it may return ``running`` with ``wait_seconds``.
+        # fixed poller): it may return ``Waiting`` (``running``, with ``wait_seconds``).
         return poll_step(event.get("workflow_state", event), videodb, settings, now=clock.now())
     state = event["workflow_state"]
     retries = int(event.get("retry_count", 0) or 0)
     current = PollState.from_dict(state)
+    carried = _carried(state)
     schedule = inline_schedule(settings)
     elapsed = clock.now() - current.started_at
     # Polls made by earlier invocations of this Task: the inline schedule's, then one per
@@ -260,8 +327,8 @@ def follow_job(
             break
         if wait > 0:
             clock.sleep(wait)
-        result = poll_step({**state, "polls": polls}, videodb, settings, now=clock.now())
-        if result["status"] != JobState.RUNNING.value:
+        result = _poll(carried, replace(current, polls=polls), videodb, settings, now=clock.now())
+        if isinstance(result, Ended):
             return result
-        polls = result["polls"]
+        polls = result.polls
     raise JobStillRunning(f"job still processing after {polls} polls")

@@ -24,6 +24,7 @@ from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgr
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.poll import PollState
 from videodb_retry.ports import DeadLetters, Ledger, OutcomeSink, VideoDB, Workflows
 from videodb_retry.sanitise import clean_text
 from videodb_retry.settings import Settings
@@ -210,14 +211,18 @@ class RetryService:
 
     def _start_workflow(self, request: RetryRequest, status: JobStatus) -> RecordResult:
         now = self._clock()
+        first = PollState(
+            download_id=request.download_id,
+            job_id=clean_text(status.job_id or ""),
+            output_url=status.output_url or "",  # set: only a job with one is followed
+            attempt=request.attempt,
+            started_at=now,
+            deadline_at=now + self._settings.poll_deadline_seconds,
+            polls=0,
+        )
+        # The execution's input: the state the poll function reads back (PollState.from_dict).
         state = {
-            "download_id": request.download_id,
-            "job_id": clean_text(status.job_id or ""),
-            "output_url": status.output_url,
-            "attempt": request.attempt,
-            "started_at": now,
-            "deadline_at": now + self._settings.poll_deadline_seconds,
-            "polls": 0,
+            **first.to_dict(),
             "wait_seconds": max(1, self._settings.poll_first_wait_seconds),
             "status": JobState.RUNNING.value,
         }

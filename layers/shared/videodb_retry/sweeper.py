@@ -34,6 +34,38 @@ class SweepReport:
     skipped_invalid: int = 0
 
 
+@dataclass(frozen=True)
+class FailedDownload:
+    """One failure to publish: a download in error status, with a valid id, in the window."""
+
+    download_id: str
+    created_at: str  # as VideoDB listed it (it parsed as ISO 8601)
+    name: Any = None  # as VideoDB listed it; carried into the event unchanged
+
+    @classmethod
+    def from_listing(cls, download: dict[str, Any]) -> FailedDownload:
+        """Read one entry of ``GET /download`` (its ``id`` already checked as a download id)."""
+        return cls(
+            download_id=str(download["id"]),
+            created_at=download.get("created_at", ""),
+            name=download.get("name"),
+        )
+
+    @property
+    def claim_id(self) -> str:
+        """The key of this failure's claim: one per download and creation time."""
+        return f"sweeper#{self.download_id}#{self.created_at}"
+
+    def detail(self) -> dict[str, Any]:
+        """The "download failed" event's detail."""
+        return {
+            "download_id": self.download_id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "reason": "found in error status by the videodb-retry sweeper",
+        }
+
+
 def failed_downloads(
     videodb: VideoDB, since: datetime, page_size: int = PAGE_SIZE
 ) -> Iterator[dict[str, Any]]:
@@ -94,16 +126,17 @@ class Sweeper:
         """Run one sweep at time ``now`` and report the counts."""
         report = SweepReport()
         since = now - timedelta(hours=self._lookback_hours)
-        pending: list[dict[str, Any]] = []
+        pending: list[FailedDownload] = []
         for download in failed_downloads(self._videodb, since, self._page_size):
             report.failed_in_window += 1
             if not is_valid_download_id(download.get("id")):
                 report.skipped_invalid += 1
                 continue
-            if not self._claim(download, now):
+            failure = FailedDownload.from_listing(download)
+            if not self._claim(failure, now):
                 report.already_published += 1
                 continue
-            pending.append(download)
+            pending.append(failure)
             if len(pending) == EVENTS_PER_PUT:
                 report.published += self._publish(pending, now)
                 pending = []
@@ -111,7 +144,7 @@ class Sweeper:
             report.published += self._publish(pending, now)
         return report
 
-    def _claim(self, download: dict[str, Any], now: datetime) -> bool:
+    def _claim(self, failure: FailedDownload, now: datetime) -> bool:
         """Claim this failure for publishing; False if an earlier run published it.
 
         A claim is written as ``pending`` and marked ``published`` after PutEvents: a run that
@@ -120,31 +153,18 @@ class Sweeper:
         """
         # Kept a little longer than the window, so a failure can never come back into view.
         expires = now + timedelta(hours=self._lookback_hours * 2 + 1)
-        return self._claims.claim(_claim_id(download), now, expires, stale_before=now - STALE_CLAIM)
+        return self._claims.claim(failure.claim_id, now, expires, stale_before=now - STALE_CLAIM)
 
-    def _publish(self, downloads: list[dict[str, Any]], now: datetime) -> int:
-        details = [
-            {
-                "download_id": d["id"],
-                "name": d.get("name"),
-                "created_at": d.get("created_at"),
-                "reason": "found in error status by the videodb-retry sweeper",
-            }
-            for d in downloads
-        ]
-        codes = self._events.put(details, now)
+    def _publish(self, failures: list[FailedDownload], now: datetime) -> int:
+        codes = self._events.put([failure.detail() for failure in failures], now)
         failed = 0
-        for download, code in zip(downloads, codes, strict=True):
+        for failure, code in zip(failures, codes, strict=True):
             if code:
                 # The event did not go out: drop the claim so the next run publishes it.
-                self._claims.forget(_claim_id(download))
+                self._claims.forget(failure.claim_id)
                 failed += 1
             else:
-                self._claims.mark_published(_claim_id(download))
+                self._claims.mark_published(failure.claim_id)
         if failed:
             raise TransientError(f"{failed} failure events not accepted by EventBridge")
-        return len(downloads)
-
-
-def _claim_id(download: dict[str, Any]) -> str:
-    return f"sweeper#{download['id']}#{download.get('created_at', '')}"
+        return len(failures)
