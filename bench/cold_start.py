@@ -27,7 +27,12 @@ from bench.common import REGION, ROOT, Figure, Row, bench_stack, command, median
 
 KEY = "coldstart"
 TARGET = 1.3
-FUNCTIONS = {"RetryFunction": "retry", "PollFunction": "poll", "SweeperFunction": "sweeper", "BreakerFunction": "breaker"}
+FUNCTIONS = {
+    "RetryFunction": "retry",
+    "PollFunction": "poll",
+    "SweeperFunction": "sweeper",
+    "BreakerFunction": "breaker",
+}
 BASELINE = "boto3"
 
 # Runs in the fresh interpreter: a loopback-only guard first (untimed), then the timed import.

@@ -4,9 +4,10 @@ Powertools' wheel carries every utility it has; the functions use a few. The lis
 what the handlers import, traced with ``sys.modules`` at the end of a pytest session of
 tests/integration/test_pipeline.py, test_sweeper.py and test_faults.py (every handler through
 its paths: retry, poll, sweep, dead-letter, redelivery, duplicates) and compared with a bare
-import of the three handlers (the same set): everything else in those packages is removed. ``tests/build/test_sam_build.py`` imports every
-handler and every module in ``LAZY_MODULES`` from the pruned layer, so a trace that missed a
-module fails the build test, not a deployed function.
+import of the three handlers (the same set): everything else in those packages is removed.
+``tests/build/test_sam_build.py`` imports every handler and every module in ``LAZY_MODULES``
+from the pruned layer, so a trace that missed a module fails the build test, not a deployed
+function.
 """
 
 from __future__ import annotations
