@@ -13,9 +13,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-# boto3 first, before Powertools pulls it in (through parameters): the same modules load, but
-# a fresh interpreter spends ~20 ms less CPU (~3,100 fewer page faults; bench/cold_start.py).
-import boto3  # noqa: F401
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
