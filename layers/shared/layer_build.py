@@ -26,10 +26,11 @@ UTILITIES_KEEP = {
     "__init__.py", "batch", "data_classes", "idempotency", "jmespath_utils", "parameters", "typing",
 }  # fmt: skip
 # Modules the functions import on first use rather than at module load: a bare `import app`
-# does not prove them, so the build test imports each of these from the built layer. None
-# today: tracing every handler through the integration tests loads nothing that `import app`
-# had not loaded already (the lazy imports inside Powertools are of boto3, from the runtime).
-LAZY_MODULES: tuple[str, ...] = ()
+# does not prove them, so the build test imports each of these from the built layer. The
+# breaker's VideoDB client (videodb_on_first_use.py: only a probe needs it); otherwise tracing
+# every handler through the integration tests loads nothing that `import app` had not loaded
+# already (the lazy imports inside Powertools are of boto3, from the runtime).
+LAZY_MODULES: tuple[str, ...] = ("videodb_retry.api_key", "videodb_retry.client")
 # Never imported at run time: console scripts and pip's bookkeeping of a --target install.
 DROP_EVERYWHERE = ("bin",)
 
