@@ -26,11 +26,12 @@ UTILITIES_KEEP = {
     "__init__.py", "batch", "data_classes", "idempotency", "jmespath_utils", "parameters", "typing",
 }  # fmt: skip
 # Modules the functions import on first use rather than at module load: a bare `import app`
-# does not prove them, so the build test imports each of these from the built layer. The
-# breaker's VideoDB client (videodb_on_first_use.py: only a probe needs it); otherwise tracing
-# every handler through the integration tests loads nothing that `import app` had not loaded
-# already (the lazy imports inside Powertools are of boto3, from the runtime).
-LAZY_MODULES: tuple[str, ...] = ("videodb_retry.api_key", "videodb_retry.client")
+# does not prove them, so the build test imports each of these from the built layer. None
+# today: the breaker builds its VideoDB client on its first probe (videodb_on_first_use.py),
+# but videodb_retry.client and .api_key are loaded at import by the poll, sweeper and retry
+# handlers, from the same layer; tracing every handler through the integration tests loads
+# nothing else that `import app` had not (Powertools' own lazy imports are of boto3).
+LAZY_MODULES: tuple[str, ...] = ()
 # Never imported at run time: console scripts and pip's bookkeeping of a --target install.
 DROP_EVERYWHERE = ("bin",)
 
