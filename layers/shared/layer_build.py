@@ -26,12 +26,13 @@ UTILITIES_KEEP = {
     "__init__.py", "batch", "data_classes", "idempotency", "jmespath_utils", "parameters", "typing",
 }  # fmt: skip
 # Modules the functions import on first use rather than at module load: a bare `import app`
-# does not prove them, so the build test imports each of these from the built layer. None
-# today: the breaker builds its VideoDB client on its first probe (videodb_on_first_use.py),
-# but videodb_retry.client and .api_key are loaded at import by the poll, sweeper and retry
-# handlers, from the same layer; tracing every handler through the integration tests loads
-# nothing else that `import app` had not (Powertools' own lazy imports are of boto3).
-LAZY_MODULES: tuple[str, ...] = ()
+# does not prove them, so the build test imports each of these from the built layer.
+# `requests`: the breaker builds its VideoDB client on its first probe (videodb_on_first_use.py),
+# importing videodb_retry.client and .api_key then; those two are loaded at import by the poll,
+# sweeper and retry handlers from the same layer, so only the third-party part is listed.
+# Tracing every handler through the integration tests loads nothing else that `import app` had
+# not (Powertools' own lazy imports are of boto3, from the runtime).
+LAZY_MODULES: tuple[str, ...] = ("requests",)
 # Never imported at run time: console scripts and pip's bookkeeping of a --target install.
 DROP_EVERYWHERE = ("bin",)
 
