@@ -6,8 +6,9 @@ gives the function plus what the Lambda runtime sets (``LAMBDA_TASK_ROOT`` and t
 variables active tracing sets among them), and ``PYTHONPATH=layers/shared:functions/<f>``;
 the packages are the project venv's: the layer's pins, and the runtime's boto3/botocore pair
 (requirements-dev.txt), which the layer no longer carries. The time is taken inside the process around the
-``import`` statement (interpreter start-up, the same for every sample, is left out). Samples
-are interleaved, median of N each. One more run per handler with ``python -X importtime``
+``import`` statement (interpreter start-up, the same for every sample, is left out), made a
+number of Python calls down that changes every round (``DEPTHS``; the same for every kind in a
+round). Samples are interleaved, median of N each. One more run per handler with ``python -X importtime``
 lists the heaviest imports.
 """
 
@@ -26,10 +27,25 @@ from bench.common import REGION, ROOT, Figure, Row, bench_stack, command, median
 
 KEY = "coldstart"
 TARGET = 1.3
-FUNCTIONS = {"RetryFunction": "retry", "PollFunction": "poll", "SweeperFunction": "sweeper", "BreakerFunction": "breaker"}
+FUNCTIONS = {
+    "RetryFunction": "retry",
+    "PollFunction": "poll",
+    "SweeperFunction": "sweeper",
+    "BreakerFunction": "breaker",
+}
 BASELINE = "boto3"
 
-# Runs in the fresh interpreter: a loopback-only guard first (untimed), then the timed import.
+# How many Python calls down a round's imports run (round i: DEPTHS[i % 11], every kind alike).
+# CPython 3.13 keeps frames in 16 KB chunks and frees a chunk as soon as the stack drops back
+# below it, so an import whose calls keep crossing a chunk's edge maps and unmaps one hundreds
+# of times: a handler's import costs tens of ms more CPU at some starting depths than at others
+# (a few to 3,000 mmap/munmap pairs for the same modules, by depth).
+# Lambda's runtime imports the handler at a depth of its own; rounds over 11 depths measure the
+# imports rather than where that edge happens to fall for one depth.
+DEPTHS = tuple(range(0, 33, 3))
+
+# Runs in the fresh interpreter: a loopback-only guard first (untimed), then the timed import,
+# {depth} calls down.
 SNIPPET = """
 import json, socket, time
 _real = socket.socket.connect
@@ -38,9 +54,14 @@ def _guard(sock, address):
         raise ConnectionRefusedError("bench guard: %r is not loopback" % (address,))
     return _real(sock, address)
 socket.socket.connect = _guard
-started, cpu = time.perf_counter(), time.process_time()
-import {module}
-print(json.dumps({{"import_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}}))
+def _timed(depth):
+    if depth:
+        return _timed(depth - 1)
+    started, cpu = time.perf_counter(), time.process_time()
+    import {module}
+    return time.perf_counter() - started, time.process_time() - cpu
+wall, cpu = _timed({depth})
+print(json.dumps({{"import_s": wall, "cpu_s": cpu}}))
 """
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
 
@@ -86,9 +107,9 @@ def lambda_environments() -> dict[str, dict[str, str]]:
     return environments
 
 
-def _sample(python: str, module: str, env: dict[str, str]) -> dict[str, float]:
+def _sample(python: str, module: str, env: dict[str, str], depth: int = 0) -> dict[str, float]:
     done = run_process(
-        [python, "-c", SNIPPET.format(module=module)],
+        [python, "-c", SNIPPET.format(module=module, depth=depth)],
         env,
         failure=f"import {module} failed in a fresh interpreter",
     )
@@ -173,8 +194,9 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     for i in range(runs):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate: no kind always first
+        depth = DEPTHS[i % len(DEPTHS)]
         for kind in order:
-            sample = _sample(python, module_of[kind], env_of[kind])
+            sample = _sample(python, module_of[kind], env_of[kind], depth)
             samples[kind].append(sample["wall"])
             cpu[kind].append(sample["cpu"])
     baseline = median(samples[BASELINE])
@@ -189,6 +211,7 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
     figure.data = {
         "python": python,
         "runs": runs,
+        "depths": [DEPTHS[i % len(DEPTHS)] for i in range(runs)],
         "medians_s": {kind: median(values) for kind, values in samples.items()},
         "cpu_medians_s": {kind: median(values) for kind, values in cpu.items()},
         "importtime": profiles,
@@ -209,7 +232,8 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
     figure.notes.append(
         f"Median of {runs} fresh interpreters each ({Path(python).name}, "
         f"Python {'.'.join(map(str, sys.version_info[:3])) if python == sys.executable else '3.13'}), "
-        "interleaved; time around the import statement only. Environment: the template's variables "
+        f"interleaved; time around the import statement only, made 0 to {DEPTHS[-1]} calls down (one "
+        "depth per round, every kind alike: see DEPTHS). Environment: the template's variables "
         "for the function plus the Lambda runtime's (LAMBDA_TASK_ROOT, the X-Ray variables etc.); packages "
         "from the project venv (the versions the layer pins, and boto3/botocore at the runtime's pins)."
     )

@@ -13,16 +13,16 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
 from videodb_retry.breaker_control import Breaker, thresholds_from_env
-from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
 from videodb_retry.observability import logger, metrics
 from videodb_retry.settings import current
+from videodb_retry.videodb_on_first_use import VideoDBOnFirstUse
 
 settings = current()
-videodb = VideoDBClient(settings, ApiKeyProvider(settings))
+# Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then.
+videodb = VideoDBOnFirstUse(settings)
 MAX_REASON_CHARS = 500
 
 

@@ -4,9 +4,10 @@ Powertools' wheel carries every utility it has; the functions use a few. The lis
 what the handlers import, traced with ``sys.modules`` at the end of a pytest session of
 tests/integration/test_pipeline.py, test_sweeper.py and test_faults.py (every handler through
 its paths: retry, poll, sweep, dead-letter, redelivery, duplicates) and compared with a bare
-import of the three handlers (the same set): everything else in those packages is removed. ``tests/build/test_sam_build.py`` imports every
-handler and every module in ``LAZY_MODULES`` from the pruned layer, so a trace that missed a
-module fails the build test, not a deployed function.
+import of the three handlers (the same set): everything else in those packages is removed.
+``tests/build/test_sam_build.py`` imports every handler and every module in ``LAZY_MODULES``
+from the pruned layer, so a trace that missed a module fails the build test, not a deployed
+function.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ UTILITIES_KEEP = {
     "__init__.py", "batch", "data_classes", "idempotency", "jmespath_utils", "parameters", "typing",
 }  # fmt: skip
 # Modules the functions import on first use rather than at module load: a bare `import app`
-# does not prove them, so the build test imports each of these from the built layer. None
-# today: tracing every handler through the integration tests loads nothing that `import app`
-# had not loaded already (the lazy imports inside Powertools are of boto3, from the runtime).
-LAZY_MODULES: tuple[str, ...] = ()
+# does not prove them, so the build test imports each of these from the built layer.
+# `requests`: the breaker builds its VideoDB client on its first probe (videodb_on_first_use.py),
+# importing videodb_retry.client and .api_key then; those two are loaded at import by the poll,
+# sweeper and retry handlers from the same layer, so only the third-party part is listed.
+# Tracing every handler through the integration tests loads nothing else that `import app` had
+# not (Powertools' own lazy imports are of boto3, from the runtime).
+LAZY_MODULES: tuple[str, ...] = ("requests",)
 # Never imported at run time: console scripts and pip's bookkeeping of a --target install.
 DROP_EVERYWHERE = ("bin",)
 

@@ -14,8 +14,12 @@ import json
 import re
 from typing import Any
 
-# What SQS accepts in bodies and String attributes (W3C XML 1.0 "Char").
-_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What SQS refuses in bodies and String attributes: the complement of W3C XML 1.0 "Char"
+# (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF) in U+0000-U+10FFFF.
+# Written as the refused set, not as a negated "Char" class: the same 2,079 code points match
+# (compared over all of U+0000-U+10FFFF when it was rewritten), but it compiles at import in
+# 0.4 ms instead of 4.3 ms (re fills a map code point by code point; #x20-#xD7FF is 55,264).
+_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 REPLACEMENT = "\ufffd"
 TRUNCATED = "...(truncated)"
 # An error message or a name from VideoDB: room to read, far below every AWS limit.
