@@ -180,34 +180,47 @@ def offenders(self_time: dict[str, float], baseline: dict[str, float], top: int 
     }
 
 
-def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
-    """Median import time of each handler vs ``import boto3``, in fresh interpreters."""
-    figure = Figure(KEY, "Cold start (imports)")
-    python = runtime_python()
-    environments = lambda_environments()
-    kinds = [BASELINE, *FUNCTIONS]
-    env_of = {BASELINE: environments["RetryFunction"], **environments}
-    module_of = {BASELINE: "boto3", **dict.fromkeys(FUNCTIONS, "app")}
+def _samples(
+    python: str, env_of: dict[str, dict[str, str]], module_of: dict[str, str], runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds of each kind's import, ``runs`` interleaved rounds (after one warm-up)."""
+    kinds = list(module_of)
     for kind in kinds:  # warm the page cache and bytecode caches; not counted
         _sample(python, module_of[kind], env_of[kind])
-    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     for i in range(runs):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate: no kind always first
         depth = DEPTHS[i % len(DEPTHS)]
         for kind in order:
             sample = _sample(python, module_of[kind], env_of[kind], depth)
-            samples[kind].append(sample["wall"])
+            wall[kind].append(sample["wall"])
             cpu[kind].append(sample["cpu"])
-    baseline = median(samples[BASELINE])
-    cpu_baseline = median(cpu[BASELINE])
-    boto3_self = self_times([importtime(python, "boto3", env_of[BASELINE]) for _ in range(importtime_runs)])
+    return wall, cpu
+
+
+def _profiles(python: str, environments: dict[str, dict[str, str]], runs: int) -> dict[str, Any]:
+    """Each handler's ``-X importtime`` offenders beyond what ``import boto3`` loads."""
+    boto3_self = self_times([importtime(python, "boto3", environments["RetryFunction"]) for _ in range(runs)])
     profiles = {}
     for name in FUNCTIONS:
-        handler_runs = [importtime(python, "app", environments[name]) for _ in range(importtime_runs)]
+        handler_runs = [importtime(python, "app", environments[name]) for _ in range(runs)]
         handler_self = self_times(handler_runs)
         profiles[name] = offenders(handler_self, boto3_self)
         profiles[name]["entry_points"] = entry_points(handler_runs[0], handler_self, boto3_self)[:6]
+    return profiles
+
+
+def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
+    """Median import time of each handler vs ``import boto3``, in fresh interpreters."""
+    figure = Figure(KEY, "Cold start (imports)")
+    python = runtime_python()
+    environments = lambda_environments()
+    env_of = {BASELINE: environments["RetryFunction"], **environments}
+    module_of = {BASELINE: "boto3", **dict.fromkeys(FUNCTIONS, "app")}
+    samples, cpu = _samples(python, env_of, module_of, runs)
+    baseline = median(samples[BASELINE])
+    profiles = _profiles(python, environments, importtime_runs)
     figure.data = {
         "python": python,
         "runs": runs,
@@ -229,26 +242,33 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
                 command=command(KEY),
             )
         )
-    figure.notes.append(
+    figure.notes += _notes(python, runs, cpu, profiles, importtime_runs)
+    return figure
+
+
+def _notes(
+    python: str, runs: int, cpu: dict[str, list[float]], profiles: dict[str, Any], importtime_runs: int
+) -> list[str]:
+    """How the figure was taken, the CPU ratios, and each handler's heaviest imports."""
+    cpu_baseline = median(cpu[BASELINE])
+    notes = [
         f"Median of {runs} fresh interpreters each ({Path(python).name}, "
         f"Python {'.'.join(map(str, sys.version_info[:3])) if python == sys.executable else '3.13'}), "
         f"interleaved; time around the import statement only, made 0 to {DEPTHS[-1]} calls down (one "
         "depth per round, every kind alike: see DEPTHS). Environment: the template's variables "
         "for the function plus the Lambda runtime's (LAMBDA_TASK_ROOT, the X-Ray variables etc.); packages "
-        "from the project venv (the versions the layer pins, and boto3/botocore at the runtime's pins)."
-    )
-    figure.notes.append(
+        "from the project venv (the versions the layer pins, and boto3/botocore at the runtime's pins).",
         "CPU time of the same imports (process time, less sensitive to other load on the machine): "
         + ", ".join(
             f"{FUNCTIONS[name]} {median(cpu[name]) * 1000:.0f} ms ({median(cpu[name]) / cpu_baseline:.2f}x)"
             for name in FUNCTIONS
         )
-        + f" vs boto3 {cpu_baseline * 1000:.0f} ms."
-    )
+        + f" vs boto3 {cpu_baseline * 1000:.0f} ms.",
+    ]
     for name, profile in profiles.items():
         packages = ", ".join(f"{pkg} {t * 1000:.0f} ms" for pkg, t in profile["packages"])
         modules = ", ".join(f"{mod} {t * 1000:.1f} ms" for mod, t in profile["modules"][:6])
-        figure.notes.append(
+        notes.append(
             f"`-X importtime` functions/{FUNCTIONS[name]}/app.py, median of {importtime_runs} runs: "
             f"{profile['total_s'] * 1000:.0f} ms of self time, of which "
             f"{profile['boto3_part_s'] * 1000:.0f} ms in modules `import boto3` loads too and "
@@ -262,4 +282,4 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
             )
             + "."
         )
-    return figure
+    return notes
