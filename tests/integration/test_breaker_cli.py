@@ -22,8 +22,9 @@ def breaker_name(make_stack) -> str:
 
 
 def test_status_open_and_close_by_hand(capsys, breaker_name):
+    # Never stored: the mapping as the template deployed it (RetryMaxConcurrency 5).
     code, out, _ = breaker_cli(capsys, breaker_name)
-    assert code == 0 and out.startswith("breaker closed (retries running, concurrency up to 2) never opened")
+    assert code == 0 and out.startswith("breaker closed (retries running, concurrency up to 5) never opened")
     code, out, _ = breaker_cli(capsys, breaker_name, "open", "--reason", "VideoDB incident 123")
     assert code == 0 and "open (retries paused, by hand: probes off)" in out
     assert "opened by hand: VideoDB incident 123" in out

@@ -45,11 +45,23 @@ def test_tick_opens_switches_stores_and_announces(counted):
     breaker, announcer, probes = make(store, switch)
     report = breaker.tick()
     assert report.mode == "open" and report.announced == "Retry Paused" and not probes
-    assert switch.applied == [(Mode.OPEN, 2)]
+    # A breaker never stored carries the deployed concurrency; disabled, the mapping ignores it.
+    assert switch.applied == [(Mode.OPEN, TH.max_concurrency)]
     assert store.state.mode is Mode.OPEN and store.state.version == 1
     ((kind, detail),) = announcer.events
     assert kind == "Retry Paused" and detail["state"] == "open" and "10 of 10" in detail["reason"]
     assert (breaker_control.Metric.OPENED, 1) in counted and (breaker_control.Metric.OPEN, 1) in counted
+
+
+def test_a_breaker_never_stored_is_at_the_deployed_concurrency_and_its_first_tick_keeps_it(counted):
+    # The template deploys the mapping with MaximumConcurrency = RetryMaxConcurrency; a first
+    # tick that ramped from the minimum would lower it (2 -> 4) before raising it again.
+    store, switch = FakeStore(), FakeSwitch()
+    breaker, announcer, _ = make(store, switch)
+    assert breaker.status().concurrency == TH.max_concurrency
+    report = breaker.tick()
+    assert report.mode == "closed" and report.concurrency == TH.max_concurrency
+    assert switch.applied == [(Mode.CLOSED, TH.max_concurrency)] and announcer.events == []
 
 
 def test_a_refused_switch_stores_nothing_announces_nothing_and_is_counted(counted):

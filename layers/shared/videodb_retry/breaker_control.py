@@ -99,7 +99,7 @@ class Breaker:
 
     def tick(self) -> Report:
         """The scheduled run: open on failures, probe while open, ramp up while closed."""
-        now, state = self._clock(), self._store.load()
+        now, state = self._clock(), self._load()
         probed = False
         if state.mode is Mode.CLOSED:
             starts = breaker.window_starts(now, self._thresholds)
@@ -115,21 +115,24 @@ class Breaker:
     def open_by_hand(self, reason: str) -> Report:
         """An operator pauses retries: open, and stay open (no probes) until closed by hand."""
         now = self._clock()
-        state = self._store.load()
+        state = self._load()
         change = breaker.open_(state, now, f"opened by hand: {reason}", manual=True)
         return self._carry_out(state, change, now, probed=False)
 
     def close_by_hand(self, reason: str) -> Report:
         """An operator resumes retries: close at once, ramping up from the start."""
         now = self._clock()
-        state = self._store.load()
+        state = self._load()
         change = breaker.close(state, now, f"closed by hand: {reason}", self._thresholds)
         return self._carry_out(state, change, now, probed=False)
 
     def status(self) -> Report:
         """The stored state, unchanged."""
-        state = self._store.load()
+        state = self._load()
         return _report(state, probed=False, announced=None, changed=False)
+
+    def _load(self) -> State:
+        return breaker.as_deployed(self._store.load(), self._thresholds)
 
     def _carry_out(self, before: State, change: Change, now: float, probed: bool) -> Report:
         state = change.state
