@@ -292,3 +292,60 @@ def test_the_readme_commands_work_from_a_fresh_copy(
     key = json.loads(_aws(env_file, "secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
     shown = "\n".join([*served.lines, *outputs.values(), *(p.read_text() for p in local.iterdir())])
     assert key["api_key"] not in shown
+
+
+def _prose(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def served_with_sweeper(
+    fresh_copy: Path, sam_cli: Path, sam_home: Path, bridge_ip: str, allow_bridge: None
+) -> Iterator[Background]:
+    """The README's server line with the sweeper on, as the section's prose says to start it."""
+    [server] = commands(readme_blocks()[0])
+    line = f"{server} --param SweeperEnabled=true --port-aws 0 --port-api 0 --max-seconds {SAFETY_SECONDS}"
+    background = Background(line, fresh_copy, _path_env(sam_cli, sam_home))
+    try:
+        assert background.wait_for("ready", SERVE_START_SECONDS), "\n".join(background.lines)
+        yield background
+    finally:
+        background.stop()
+
+
+@pytest.mark.container
+@pytest.mark.timeout(SCRIPT_TIMEOUT_SECONDS + SERVE_START_SECONDS)
+def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
+    served_with_sweeper: Background, fresh_copy: Path, lambda_image: str, sam_cli: Path, sam_home: Path
+) -> None:
+    section = _prose(README.read_text(encoding="utf-8").split(SECTION, 1)[1])
+    sweep = "sam local invoke SweeperFunction --env-vars .aws-sam/local/env.json"
+    tick = "sam local invoke BreakerFunction --env-vars .aws-sam/local/env.json"
+    assert "--param SweeperEnabled=true" in section and sweep in section and tick in section
+    script = (
+        "set -euo pipefail\nsource .aws-sam/local/aws.env\nsam build >/dev/null\n"
+        f"{sweep}\nprintf '\\n{MARK}\\n'\n{tick}\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=fresh_copy,
+        env=_path_env(sam_cli, sam_home),
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_SECONDS,
+    )
+    _timed("README: sam build, invoke SweeperFunction and BreakerFunction", started)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    swept, ticked = done.stdout.split(MARK)
+    # One sweep against the sandbox: it listed downloads, and none had failed.
+    assert _result_of(swept) == {
+        "failed_in_window": 0,
+        "published": 0,
+        "already_published": 0,
+        "skipped_invalid": 0,
+    }
+    assert any(line.startswith("videodb: GET /download") for line in served_with_sweeper.lines)
+    # One breaker tick: closed, the mapping left as the template deployed it.
+    report = _result_of(ticked)
+    assert (report["mode"], report["concurrency"], report["mapping_changed"]) == ("closed", 5, False)
