@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-from moto.server import ThreadedMotoServer
 
 from videodb_retry_local import network_guard
 
@@ -50,10 +49,10 @@ def _fresh_metrics() -> None:
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (a free port), for --endpoint-url and subprocess tests."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    from videodb_retry_local.moto_server import endpoint_of, start_moto_server
+
+    server = start_moto_server(0, "127.0.0.1")
     try:
-        yield f"http://{host}:{port}"
+        yield endpoint_of(server)
     finally:
         server.stop()

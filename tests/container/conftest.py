@@ -244,13 +244,11 @@ def allow_bridge(bridge_ip: str) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server(bridge_ip: str, allow_bridge: None) -> Iterator[str]:
     """A moto server on the bridge; yields its endpoint as this process reaches it."""
-    from moto.server import ThreadedMotoServer
+    from videodb_retry_local.moto_server import endpoint_of, start_moto_server
 
-    server = ThreadedMotoServer(ip_address=bridge_ip, port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    server = start_moto_server(0, bridge_ip)
     try:
-        yield f"http://{host}:{port}"
+        yield endpoint_of(server)
     finally:
         server.stop()
 

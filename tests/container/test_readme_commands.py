@@ -20,6 +20,7 @@ reason, both in the CLI's output and in the emulator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,20 +155,27 @@ def _path_env(sam_cli: Path, sam_home: Path) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _serving(copy: Path, sam_cli: Path, sam_home: Path, options: str = "") -> Iterator[Background]:
+    """The README's server line (plus ``options``) in the background, until it is ready."""
+    [server] = commands(readme_blocks()[0])
+    line = f"{server}{options} --port-aws 0 --port-api 0 --max-seconds {SAFETY_SECONDS}"
+    started = time.monotonic()
+    background = Background(line, copy, _path_env(sam_cli, sam_home))
+    try:
+        assert background.wait_for("ready", SERVE_START_SECONDS), "\n".join(background.lines)
+        _timed(f"README: videodb-retry local --serve --host auto{options} (until ready)", started)
+        yield background
+    finally:
+        background.stop()
+
+
 @pytest.fixture
 def served(
     fresh_copy: Path, sam_cli: Path, sam_home: Path, bridge_ip: str, allow_bridge: None
 ) -> Iterator[Background]:
-    [server] = commands(readme_blocks()[0])
-    line = f"{server} --port-aws 0 --port-api 0 --max-seconds {SAFETY_SECONDS}"
-    started = time.monotonic()
-    background = Background(line, fresh_copy, _path_env(sam_cli, sam_home))
-    try:
-        assert background.wait_for("ready", SERVE_START_SECONDS), "\n".join(background.lines)
-        _timed("README: videodb-retry local --serve --host auto (until ready)", started)
+    with _serving(fresh_copy, sam_cli, sam_home) as background:
         yield background
-    finally:
-        background.stop()
 
 
 def _run_client_shell(copy: Path, env: dict[str, str]) -> dict[str, str]:
@@ -303,14 +311,8 @@ def served_with_sweeper(
     fresh_copy: Path, sam_cli: Path, sam_home: Path, bridge_ip: str, allow_bridge: None
 ) -> Iterator[Background]:
     """The README's server line with the sweeper on, as the section's prose says to start it."""
-    [server] = commands(readme_blocks()[0])
-    line = f"{server} --param SweeperEnabled=true --port-aws 0 --port-api 0 --max-seconds {SAFETY_SECONDS}"
-    background = Background(line, fresh_copy, _path_env(sam_cli, sam_home))
-    try:
-        assert background.wait_for("ready", SERVE_START_SECONDS), "\n".join(background.lines)
+    with _serving(fresh_copy, sam_cli, sam_home, " --param SweeperEnabled=true") as background:
         yield background
-    finally:
-        background.stop()
 
 
 @pytest.mark.container

@@ -63,3 +63,13 @@ def test_execution_name_is_deterministic_and_valid():
     assert len(long_name) <= MAX_EXECUTION_NAME
     assert all(c.isalnum() or c in "-_" for c in long_name)
     assert long_name != execution_name("d" * 128, "job:with/odd chars2")
+
+
+def test_every_ending_has_its_count_metric():
+    from videodb_retry.observability import ENDING_METRICS, Metric
+
+    assert {ending: ENDING_METRICS[ending] for ending in Ending} == {
+        Ending.DONE: Metric.RETRIES_SUCCEEDED,
+        Ending.FAILED: Metric.RETRIES_FAILED,
+        Ending.TIMED_OUT: Metric.RETRIES_TIMED_OUT,
+    }

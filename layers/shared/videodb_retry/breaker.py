@@ -176,7 +176,7 @@ def as_deployed(state: State, thresholds: Thresholds) -> State:
     """A breaker never stored (``version`` 0) is closed with the mapping as the template
     deployed it: ``MaximumConcurrency`` is ``RetryMaxConcurrency``, so its first tick leaves it
     there (a ramp from the minimum would lower it first) and its status says so."""
-    if state.version == 0 and state.mode is Mode.CLOSED and state.since == 0:
+    if state.version == 0:
         return replace(state, concurrency=thresholds.max_concurrency)
     return state
 

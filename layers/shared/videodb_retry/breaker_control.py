@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from videodb_retry import breaker
@@ -65,17 +65,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form the breaker function returns and ``videodb-retry breaker`` prints."""
-        return {
-            "mode": self.mode.value,
-            "reason": self.reason,
-            "manual": self.manual,
-            "since": self.since,
-            "concurrency": self.concurrency,
-            "probes": self.probes,
-            "probed": self.probed,
-            "announced": self.announced,
-            "mapping_changed": self.mapping_changed,
-        }
+        return {**asdict(self), "mode": self.mode.value}
 
 
 class Breaker:

@@ -37,6 +37,15 @@ class Metric:
     AWS_REFUSALS = "AwsRefusals"  # a call AWS refused that the function tolerated
 
 
+# The count each way an attempt ends adds; keyed by ``outcomes.Ending``'s values (a StrEnum,
+# so an ``Ending`` looks its metric up directly) without importing the rules here.
+ENDING_METRICS = {
+    "done": Metric.RETRIES_SUCCEEDED,
+    "failed": Metric.RETRIES_FAILED,
+    "timed_out": Metric.RETRIES_TIMED_OUT,
+}
+
+
 def count(name: str, value: float = 1) -> None:
     """Add ``value`` to the count metric ``name`` (thread-safe)."""
     with _metrics_lock:

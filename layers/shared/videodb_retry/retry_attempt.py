@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
-from videodb_retry.observability import Metric, count, logger
+from videodb_retry.observability import ENDING_METRICS, Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome
 from videodb_retry.poll import PollState
 from videodb_retry.ports import DeadLetters, Ledger, OutcomeSink, VideoDB, Workflows
@@ -247,8 +247,7 @@ class RetryService:
             result=status.result,
         )
         self._outcomes.settle(outcome)
-        metric = Metric.RETRIES_SUCCEEDED if ending is Ending.DONE else Metric.RETRIES_FAILED
-        count(metric)
+        count(ENDING_METRICS[ending])
         logger.info("retry ended at once", extra={"outcome": ending.value, "will_retry": outcome.will_retry})
         return RecordResult.SUCCEEDED if ending is Ending.DONE else RecordResult.FAILED
 
