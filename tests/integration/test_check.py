@@ -26,7 +26,9 @@ def deployed(make_stack: Callable[..., EmulatedStack]) -> EmulatedStack:
     return stack
 
 
-def check(capsys: pytest.CaptureFixture[str], stack: EmulatedStack) -> tuple[int, dict[str, tuple[bool, str]]]:
+def check(
+    capsys: pytest.CaptureFixture[str], stack: EmulatedStack
+) -> tuple[int, dict[str, tuple[bool, str]]]:
     """Run the check (--json); the exit status and each line by name. The key is never printed."""
     code = main(["--stack-name", stack.ids.stack_name, "check", "--json"])
     out, err = capsys.readouterr()
