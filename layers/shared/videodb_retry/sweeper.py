@@ -175,8 +175,9 @@ class Sweeper:
         if missing:
             # Fail at start-up, not after listing every page.
             raise ValueError(f"the sweeper needs the settings {', '.join(missing)}")
-        if not 1 <= page_size <= PAGE_SIZE or max_pages < 1:
-            raise ValueError(f"page_size must be 1-{PAGE_SIZE} and max_pages at least 1")
+        if not 1 <= page_size <= PAGE_SIZE or max_pages < 2:
+            # A resumed run spends its first page on the overlap: one page a run never advances.
+            raise ValueError(f"page_size must be 1-{PAGE_SIZE} and max_pages at least 2")
         self._videodb = videodb
         self._lookback = timedelta(hours=settings.sweep_lookback_hours)
         self._claims = claims
