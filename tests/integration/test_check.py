@@ -10,6 +10,7 @@ import pytest
 
 from videodb_retry_cli.main import main
 from videodb_retry_local.emulated_stack import EmulatedStack
+from videodb_retry_local.lambda_runtime import FunctionError
 from videodb_retry_local.moto_server import create_record_stack
 from videodb_retry_local.sandbox import SandboxServer
 
@@ -116,3 +117,22 @@ def test_messages_in_the_dead_letter_queue(capsys, deployed):
     assert (code, failing(lines)) == (1, {"dead-letter queue"})
     assert "~1 message(s) waiting" in lines["dead-letter queue"][1]
     assert "redrive --dry-run" in lines["dead-letter queue"][1]
+
+
+def test_an_empty_secret_names_what_is_wrong_not_the_value(capsys, deployed):
+    deployed.invoke("SweeperFunction", {})
+    secrets = deployed.client("secretsmanager")
+    secrets.put_secret_value(SecretId=deployed.outputs["ApiKeySecretArn"], SecretString='{"api_key": ""}')
+    code, lines = check(capsys, deployed)
+    assert (code, failing(lines)) == (1, {"api key"})
+    assert lines["api key"][1].startswith("the API key secret is empty")
+
+
+def test_videodb_down_fails_the_key_line_and_the_sweep_that_met_it(capsys, deployed, sandbox: SandboxServer):
+    sandbox.set_outage(lambda method, path: 503)
+    with pytest.raises(FunctionError):
+        deployed.invoke("SweeperFunction", {})
+    code, lines = check(capsys, deployed)
+    assert (code, failing(lines)) == (1, {"api key", "sweeper"})
+    assert lines["api key"][1].startswith(f"GET {sandbox.base_url}/download failed:")
+    assert "failed: see the sweeper function's log" in lines["sweeper"][1]
