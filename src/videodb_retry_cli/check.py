@@ -204,7 +204,7 @@ def last_sweep(aws: Aws, targets: Targets) -> Finding:
             name, False, "no sweep yet: it runs every SweepRateMinutes; check again after the first run"
         )
     run = cursor.last_run
-    when = cursor.last_run_at.strftime("%Y-%m-%d %H:%M:%SZ")
+    when = cursor.last_run_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     if run.get("stopped") == "error":
         return Finding(name, False, f"the last sweep ({when}) failed: see the sweeper function's log")
     return Finding(
