@@ -73,6 +73,8 @@ def _guarded(name: str, check: Callable[[Aws, Targets], Finding], aws: Aws, targ
         return Finding(name, False, one_line(str(exc)))
     except (ClientError, BotoCoreError) as exc:
         return Finding(name, False, describe_error(exc))
+    except ValueError as exc:  # an answer or stored item that does not read as expected
+        return Finding(name, False, f"unreadable: {one_line(str(exc), 200)}")
 
 
 class _FixedKey:
