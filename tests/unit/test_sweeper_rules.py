@@ -138,6 +138,18 @@ def test_a_record_out_of_order_turns_the_early_stop_off_for_the_pass():
     assert old_failure in events.published
 
 
+@pytest.mark.parametrize("ages_in_order", [[61, 0], [61, 61, 0]])
+def test_records_of_one_time_prove_no_order(ages_in_order):
+    # Oldest first, but page 0 holds one record (or two of one time) past the edge: that is
+    # every order at once, so the pass reads on (found by the property below).
+    listing = Listing(newest_first=False)
+    for age in ages_in_order:
+        listing.arrive(NOW - timedelta(minutes=age), "error")
+    sweeper, events, _ = make(listing, page_size=len(ages_in_order) - 1)
+    report = sweeper.sweep(NOW)
+    assert report.stopped == STOP_END and f"dl-{len(ages_in_order) - 1}" in events.published
+
+
 def test_a_run_reads_at_most_max_pages_and_the_next_resumes_one_page_back():
     listing = Listing(newest_first=False)
     ages(listing, range(0, 40, 2))  # 20 records, oldest first, all inside the hour

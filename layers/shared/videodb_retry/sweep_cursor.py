@@ -37,6 +37,7 @@ class SweepCursor:
     pass_started: datetime | None = None  # None: no pass in progress, the next run starts one
     anchor: Anchor | None = None
     newest_first: bool = True  # every page of the pass so far listed newest first
+    descended: bool = False  # ...and a record older than one before it was seen
     # The last run: when it ended and its counts (SweepReport as a dict).
     last_run_at: datetime | None = None
     last_run: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +52,7 @@ class SweepCursor:
         return max(self.next_page - 1, 0) if self.in_pass else 0
 
     def advanced(
-        self, page: int, anchor: Anchor | None, newest_first: bool, started: datetime
+        self, page: int, anchor: Anchor | None, newest_first: bool, descended: bool, started: datetime
     ) -> SweepCursor:
         """After page ``page`` was read in full (``anchor``: its last record)."""
         return replace(
@@ -60,11 +61,12 @@ class SweepCursor:
             pass_started=self.pass_started or started,
             anchor=anchor,
             newest_first=newest_first,
+            descended=descended,
         )
 
     def pass_done(self) -> SweepCursor:
         """The pass ended (or cannot be resumed safely): the next page read is page 0."""
-        return replace(self, next_page=0, pass_started=None, anchor=None, newest_first=True)
+        return replace(self, next_page=0, pass_started=None, anchor=None, newest_first=True, descended=False)
 
     def ran(self, at: datetime, report: dict[str, Any]) -> SweepCursor:
         """The run ended at ``at`` with ``report``."""

@@ -97,6 +97,7 @@ class PageReading:
 
     failures: list[dict[str, Any]]  # in error and created inside the window
     newest_first: bool  # still no record newer than one before it
+    descended: bool  # some record older than one before it: the order has shown itself
     past_edge: bool  # a record created before the window
     last_created: datetime | None  # the page's last readable created_at (order tracking)
 
@@ -107,12 +108,15 @@ def read_page(
     newest_first: bool,
     previous: datetime | None,
     seen_before: frozenset[str] = frozenset(),
+    descended: bool = False,
 ) -> PageReading:
     """Read one page: its failures in the window, and whether the pass is still newest first.
 
     ``previous`` is the last ``created_at`` read before this page in the same run;
     ``seen_before`` the ids of the page before it, which new downloads at the head may have
     pushed into this one: they say nothing about the order. Unreadable times are skipped.
+    ``descended`` says the pass has seen a record older than one before it: one record, or
+    records of one time, are in every order at once and prove nothing.
     """
     failures: list[dict[str, Any]] = []
     past_edge = False
@@ -123,12 +127,13 @@ def read_page(
         if download.get("id") not in seen_before:
             if previous is not None and created > previous:
                 newest_first = False
+            descended = descended or (previous is not None and created < previous)
             previous = created
         if created < since:
             past_edge = True
         elif map_status(download.get("status")) is JobState.FAILED:
             failures.append(download)
-    return PageReading(failures, newest_first, past_edge, previous)
+    return PageReading(failures, newest_first, descended, past_edge, previous)
 
 
 def parse_created_at(value: object) -> datetime | None:
@@ -231,6 +236,7 @@ class Sweeper:
             report.pages += 1
             report.listed += len(page)
             newest_first = cursor.newest_first if cursor.in_pass else True
+            descended = cursor.descended if cursor.in_pass else False
             if resuming:
                 resuming = False
                 first = parse_created_at(page[0].get("created_at")) if page else None
@@ -239,15 +245,18 @@ class Sweeper:
                     report.pass_restarted = True
                     cursor, page_index = cursor.pass_done(), 0
                     continue
-            reading = read_page(page, since, newest_first, previous, seen_before)
+            reading = read_page(page, since, newest_first, previous, seen_before, descended)
             if not self._publish_all(reading.failures, now, report, time_left):
                 report.stopped = STOP_TIME
                 return cursor
-            if (reading.newest_first and reading.past_edge) or len(page) < self._page_size:
-                report.stopped = STOP_LOOKBACK if reading.newest_first and reading.past_edge else STOP_END
+            at_edge = reading.newest_first and reading.descended and reading.past_edge
+            if at_edge or len(page) < self._page_size:
+                report.stopped = STOP_LOOKBACK if at_edge else STOP_END
                 report.pass_complete = True
                 return cursor.pass_done()
-            cursor = cursor.advanced(page_index, anchor_of(page), reading.newest_first, now)
+            cursor = cursor.advanced(
+                page_index, anchor_of(page), reading.newest_first, reading.descended, now
+            )
             self._cursors.save(cursor, self._expiry(now))
             self._stored = cursor
             page_index += 1

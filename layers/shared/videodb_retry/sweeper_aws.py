@@ -99,6 +99,7 @@ def cursor_item(cursor: SweepCursor, expires: datetime) -> dict[str, Any]:
         "anchor_created": {"S": _iso(anchor.created) if anchor else ""},
         "has_anchor": {"BOOL": anchor is not None},
         "newest_first": {"BOOL": cursor.newest_first},
+        "descended": {"BOOL": cursor.descended},
         "last_run_at": {"S": _iso(cursor.last_run_at)},
         "last_run": {"S": json.dumps(cursor.last_run)},
     }
@@ -122,6 +123,7 @@ def cursor_from_item(item: dict[str, Any]) -> SweepCursor:
         pass_started=_from_iso(text("pass_started")),
         anchor=anchor,
         newest_first=bool(item.get("newest_first", {}).get("BOOL", True)),
+        descended=bool(item.get("descended", {}).get("BOOL", False)),
         last_run_at=_from_iso(text("last_run_at")),
         last_run=last_run if isinstance(last_run, dict) else {},
     )
