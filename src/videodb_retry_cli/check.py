@@ -33,6 +33,10 @@ ALARM_TOPIC_ARN = "AlarmTopicArn"
 SWEEPER_STATE_TABLE = "SweeperStateTableName"
 
 
+# What one check says: whether it holds, and the detail (what to do when it does not).
+Verdict = tuple[bool, str]
+
+
 @dataclass(frozen=True)
 class Finding:
     """One line of the check: what was checked, whether it holds, and what to do if not."""
@@ -41,6 +45,11 @@ class Finding:
     ok: bool
     text: str
 
+    @classmethod
+    def of(cls, name: str, verdict: Verdict) -> Finding:
+        """The finding of check ``name`` that gave ``verdict`` (whether it holds, and why)."""
+        return cls(name, *verdict)
+
     def line(self) -> str:
         """``ok   name: text`` or ``FAIL name: text``."""
         return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.text}"
@@ -48,7 +57,8 @@ class Finding:
 
 def run(args: Any, aws: Aws, targets: Targets) -> int:
     """Make every check, print a line for each; 0 when all hold, else 1."""
-    checks: list[tuple[str, Callable[[Aws, Targets], Finding]]] = [
+    targets.output(RETRY_QUEUE_ARN)  # no such stack: one error line, as every command
+    checks: list[tuple[str, Callable[[Aws, Targets], Verdict]]] = [
         ("api key", api_key),
         ("retry queue mapping", mapping),
         ("breaker", breaker),
@@ -65,10 +75,10 @@ def run(args: Any, aws: Aws, targets: Targets) -> int:
     return 0 if all(f.ok for f in findings) else 1
 
 
-def _guarded(name: str, check: Callable[[Aws, Targets], Finding], aws: Aws, targets: Targets) -> Finding:
+def _guarded(name: str, check: Callable[[Aws, Targets], Verdict], aws: Aws, targets: Targets) -> Finding:
     """One check; what stops it (AWS refused, no such output) fails its line only."""
     try:
-        return check(aws, targets)
+        return Finding.of(name, check(aws, targets))
     except CliError as exc:
         return Finding(name, False, one_line(str(exc)))
     except (ClientError, BotoCoreError) as exc:
@@ -90,9 +100,8 @@ class _FixedKey:
         return self._key
 
 
-def api_key(aws: Aws, targets: Targets) -> Finding:
+def api_key(aws: Aws, targets: Targets) -> Verdict:
     """The secret's key against VideoDB: one ``GET /download?count=1``."""
-    name = "api key"
     secret_arn = targets.output(API_KEY_SECRET_ARN)
     base_url = targets.output(API_BASE_URL)
     raw = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn).get("SecretString")
@@ -100,117 +109,104 @@ def api_key(aws: Aws, targets: Targets) -> Finding:
     try:
         key = parse_secret_value(raw)
     except RetryPipelineError as exc:  # names what is wrong, never the value
-        return Finding(name, False, f"{exc}; {put_it}")
+        return (False, f"{exc}; {put_it}")
     try:
         client = VideoDBClient(Settings(api_base_url=base_url), _FixedKey(key))
     except ValueError as exc:
-        return Finding(name, False, f"the stack's VideoDBApiBaseUrl is not usable: {one_line(str(exc), 200)}")
+        return (False, f"the stack's VideoDBApiBaseUrl is not usable: {one_line(str(exc), 200)}")
     try:
         client.list_downloads(page_index=0, count=1)
     except AuthError:
-        return Finding(name, False, f"VideoDB at {base_url} refused the secret's key (401); {put_it}")
+        return (False, f"VideoDB at {base_url} refused the secret's key (401); {put_it}")
     except RetryPipelineError as exc:
         # The client's errors carry the status and VideoDB's message, never the key.
-        return Finding(name, False, f"GET {base_url}/download failed: {one_line(str(exc), 200)}")
-    return Finding(name, True, f"VideoDB at {base_url} accepts the secret's key")
+        return (False, f"GET {base_url}/download failed: {one_line(str(exc), 200)}")
+    return (True, f"VideoDB at {base_url} accepts the secret's key")
 
 
-def mapping(aws: Aws, targets: Targets) -> Finding:
+def mapping(aws: Aws, targets: Targets) -> Verdict:
     """The retry queue's event source mapping is enabled."""
-    name = "retry queue mapping"
     queue_arn = targets.output(RETRY_QUEUE_ARN)
     mappings = aws.client("lambda").list_event_source_mappings(EventSourceArn=queue_arn)[
         "EventSourceMappings"
     ]
     if not mappings:
-        return Finding(name, False, "no event source mapping reads the retry queue: redeploy the stack")
+        return (False, "no event source mapping reads the retry queue: redeploy the stack")
     states = {m["UUID"]: m.get("State", "") for m in mappings}
     off = {uuid: state for uuid, state in states.items() if state != "Enabled"}
     if off:
         uuid, state = next(iter(off.items()))
-        return Finding(
-            name,
+        return (
             False,
             f"mapping {uuid} is {state}: retries are not read; if the breaker is closed, "
             f"enable it (aws lambda update-event-source-mapping --uuid {uuid} --enabled)",
         )
-    return Finding(name, True, f"enabled ({', '.join(states)})")
+    return (True, f"enabled ({', '.join(states)})")
 
 
-def breaker(aws: Aws, targets: Targets) -> Finding:
+def breaker(aws: Aws, targets: Targets) -> Verdict:
     """The circuit breaker is closed (or not deployed)."""
-    name = "breaker"
     try:
         function_name = targets.output(breaker_switch.BREAKER_FUNCTION_NAME)
     except CliError:
-        return Finding(name, True, "not deployed (BreakerEnabled=false)")
+        return (True, "not deployed (BreakerEnabled=false)")
     report = breaker_switch.invoke(aws, function_name, {"action": "status"})
     if report.get("mode") == "open":
-        return Finding(
-            name,
+        return (
             False,
             f"open, retries paused ({one_line(str(report.get('reason') or '-'), 200)}); "
             "once VideoDB is well: videodb-retry breaker close --reason TEXT",
         )
-    return Finding(name, True, f"closed (concurrency up to {report.get('concurrency')})")
+    return (True, f"closed (concurrency up to {report.get('concurrency')})")
 
 
-def alarm_subscription(aws: Aws, targets: Targets) -> Finding:
+def alarm_subscription(aws: Aws, targets: Targets) -> Verdict:
     """The alarm topic has at least one confirmed subscription."""
-    name = "alarm e-mail"
     try:
         topic_arn = targets.output(ALARM_TOPIC_ARN)
     except CliError:
-        return Finding(name, False, "no alarm topic: alarms notify nobody; deploy with AlarmEmail=ADDRESS")
+        return (False, "no alarm topic: alarms notify nobody; deploy with AlarmEmail=ADDRESS")
     sns = aws.client("sns")
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
     # A subscription not yet confirmed has SubscriptionArn "PendingConfirmation".
     confirmed = [s for s in subscriptions if str(s.get("SubscriptionArn", "")).startswith("arn:")]
     if confirmed:
-        return Finding(name, True, f"{len(confirmed)} confirmed subscription(s)")
+        return (True, f"{len(confirmed)} confirmed subscription(s)")
     pending = len(subscriptions)
-    return Finding(
-        name,
+    return (
         False,
         f"no confirmed subscription ({pending} pending): confirm the e-mail AWS sent to AlarmEmail, "
         "or redeploy with AlarmEmail set",
     )
 
 
-def dead_letters(aws: Aws, targets: Targets) -> Finding:
+def dead_letters(aws: Aws, targets: Targets) -> Verdict:
     """The dead-letter queue's depth (every message there needs a person)."""
-    name = "dead-letter queue"
     url = targets.output(DEAD_LETTER_QUEUE_URL)
     attributes = targets.queue_attributes(
         url, "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"
     )
     depth = sum(int(attributes.get(key, 0)) for key in attributes)
     if depth:
-        return Finding(
-            name, False, f"~{depth} message(s) waiting: see why with videodb-retry redrive --dry-run"
-        )
-    return Finding(name, True, "empty")
+        return (False, f"~{depth} message(s) waiting: see why with videodb-retry redrive --dry-run")
+    return (True, "empty")
 
 
-def last_sweep(aws: Aws, targets: Targets) -> Finding:
+def last_sweep(aws: Aws, targets: Targets) -> Verdict:
     """The sweeper's last run, from its cursor (when the sweeper is on)."""
-    name = "sweeper"
     try:
         table = targets.output(SWEEPER_STATE_TABLE)
     except CliError:
-        return Finding(name, True, "off (SweeperEnabled=false)")
+        return (True, "off (SweeperEnabled=false)")
     item = aws.client("dynamodb").get_item(TableName=table, Key={"id": {"S": CURSOR_ID}}).get("Item")
     cursor = cursor_from_item(item) if item else None
     if cursor is None or cursor.last_run_at is None:
-        return Finding(
-            name, False, "no sweep yet: it runs every SweepRateMinutes; check again after the first run"
-        )
+        return (False, "no sweep yet: it runs every SweepRateMinutes; check again after the first run")
     run = cursor.last_run
     when = cursor.last_run_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     if run.get("stopped") == "error":
-        return Finding(name, False, f"the last sweep ({when}) failed: see the sweeper function's log")
-    return Finding(
-        name,
+        return (False, f"the last sweep ({when}) failed: see the sweeper function's log")
+    return (
         True,
         f"last run {when}: {run.get('pages', 0)} page(s), {run.get('published', 0)} published, "
         f"stopped: {run.get('stopped', '-')}",

@@ -136,3 +136,11 @@ def test_videodb_down_fails_the_key_line_and_the_sweep_that_met_it(capsys, deplo
     assert (code, failing(lines)) == (1, {"api key", "sweeper"})
     assert lines["api key"][1].startswith(f"GET {sandbox.base_url}/download failed:")
     assert "failed: see the sweeper function's log" in lines["sweeper"][1]
+
+
+def test_no_such_stack_is_one_line_not_six(capsys, make_stack):
+    make_stack()
+    code = main(["--stack-name", "no-such-stack", "check"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == "videodb-retry: stack 'no-such-stack' not found in us-east-1\n"
