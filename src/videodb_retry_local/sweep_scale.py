@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.downloads <= 10_000_000:
         parser.error("--downloads must be 1 to 10,000,000")
+    if not 1 <= args.page_size <= PAGE_SIZE or args.max_pages < 2:
+        parser.error(f"--page-size must be 1 to {PAGE_SIZE} and --max-pages at least 2")
     ok = True
     for order in ORDERS if args.order == "both" else (args.order,):
         result = measure(Plan(args.downloads, order, args.page_size, args.max_pages))
