@@ -13,7 +13,7 @@ from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics
 from videodb_retry.settings import current
 from videodb_retry.sweeper import Sweeper
-from videodb_retry.sweeper_aws import DynamoDBClaims, EventBridgeFailureEvents
+from videodb_retry.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
 
 settings = current()
 sweeper = Sweeper(
@@ -23,14 +23,19 @@ sweeper = Sweeper(
     events=EventBridgeFailureEvents(
         settings.failure_event_source, settings.failure_event_detail_type, settings.event_bus_name
     ),
+    cursors=DynamoDBSweepCursors(settings.sweep_table_name),
 )
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Run one sweep; return its counts."""
-    report = asdict(sweeper.sweep(now=datetime.now(UTC)))
+    """Run one sweep, within the function's time left; return its counts."""
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    report = asdict(sweeper.sweep(now=datetime.now(UTC), time_left=time_left))
     count(Metric.FAILURES_FOUND, report["published"])
     logger.info("sweep finished", extra=report)
     return report

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from videodb_retry import __version__
 
-from videodb_retry_cli import PROG, breaker_switch, enqueue, local, recent_retries, redrive
+from videodb_retry_cli import PROG, breaker_switch, check, enqueue, local, recent_retries, redrive
 from videodb_retry_cli.aws import Aws, AwsOptions, describe_error, one_line
 from videodb_retry_cli.cli_errors import CliError
 from videodb_retry_cli.stack_lookup import DEFAULT_CONFIG_ENV, SamConfig, Targets
@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "redrive": redrive.run,
     "status": recent_retries.run,
     "breaker": breaker_switch.run,
+    "check": check.run,
 }
 
 DESCRIPTION = """\
@@ -109,7 +110,7 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 
 def build_parser() -> Parser:
-    """The whole command line: global options and the enqueue/redrive/status/breaker/local commands."""
+    """The whole command line: global options and the enqueue/redrive/status/breaker/check/local commands."""
     parser = Parser(
         prog=PROG,
         description=DESCRIPTION,
@@ -124,6 +125,7 @@ def build_parser() -> Parser:
     _add_redrive(commands)
     _add_status(commands)
     _add_breaker(commands)
+    _add_check(commands)
     _add_local(commands)
     return parser
 
@@ -245,6 +247,21 @@ def _add_breaker(commands: Subcommands) -> None:
         metavar="NAME",
         help="the breaker function (default: stack output BreakerFunctionName)",
     )
+
+
+def _add_check(commands: Subcommands) -> None:
+    """`check`: after a deploy, does everything hold?"""
+    p = _command(
+        commands,
+        "check",
+        "check a deployed stack: key, mapping, breaker, alarm e-mail, DLQ, last sweep",
+        "One line per check, 'ok' or 'FAIL' with what to do: the secret's key is accepted by\n"
+        "VideoDB (one GET /download?count=1; the key is never printed), the retry queue's\n"
+        "mapping is enabled, the breaker is closed, the alarm topic has a confirmed\n"
+        "subscription, the dead-letter queue is empty, the sweeper (when on) has run.\n\n"
+        "exit status: 0 every check holds, 1 one or more failed",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list of {check, ok, detail}")
 
 
 def _add_local(commands: Subcommands) -> None:

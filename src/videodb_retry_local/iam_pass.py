@@ -61,6 +61,7 @@ MUST_EXERCISE = {
     ("RetryWorkflow", "sqs:SendMessage"),
     ("RetryWorkflow", "events:PutEvents"),
     ("SweeperFunction", "secretsmanager:GetSecretValue"),
+    ("SweeperFunction", "dynamodb:GetItem"),
     ("SweeperFunction", "dynamodb:PutItem"),
     ("SweeperFunction", "events:PutEvents"),
     ("SweeperFunctionSweep", "lambda:InvokeFunction"),

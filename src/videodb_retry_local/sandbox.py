@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from videodb_retry_local.sandbox_answers import Answer, error_answer
 from videodb_retry_local.sandbox_downloads import Script, ScriptedDownloads, UnknownIdHook
+from videodb_retry_local.sandbox_population import Population
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -193,6 +194,11 @@ class SandboxServer:
         """Add (or replace) a download record, as ``GET /download`` will list it."""
         with self._lock:
             self._downloads.add(download_id, status, name, created_at)
+
+    def populate(self, population: Population | None) -> None:
+        """Also list ``population``'s generated downloads (grow it between requests)."""
+        with self._lock:
+            self._downloads.populate(population)
 
     def reset(self) -> None:
         """Forget every record, job, script and recorded request; restore the first key."""

@@ -13,12 +13,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from videodb_retry_local.sandbox_answers import Answer, AnswerShape, JobFacts, Kind, error_answer, render
+from videodb_retry_local.sandbox_answers import Answer, JobFacts, Kind, error_answer, render
+from videodb_retry_local.sandbox_population import NEWEST_FIRST, Population, merged_page
+from videodb_retry_local.sandbox_scripts import Counters as _Counters
+from videodb_retry_local.sandbox_scripts import Script, UnknownIdHook, scripted_error, scripted_status
+
+__all__ = ["DOWNLOAD_STATUSES", "MAX_PAGE_COUNT", "Script", "ScriptedDownloads", "UnknownIdHook"]
 
 # The spec's limit on GET /download's `count`.
 MAX_PAGE_COUNT = 5000
@@ -26,53 +31,6 @@ DEFAULT_PAGE_COUNT = 50
 # A non-JSON answer as a truncating proxy would give it, still labelled as JSON.
 MALFORMED_BODY = b'{"success": true, "status": "processing", "data": {"id": '
 DOWNLOAD_STATUSES = ("processing", "done", "error")
-
-
-@dataclass(frozen=True)
-class Script:
-    """How the sandbox treats one download id. The defaults are a normal download that is in
-    ``error`` and whose retry succeeds after ``processing_seconds``.
-
-    Counters (``fail_times``, ``*_times``) count from when the script was set.
-    """
-
-    fail_times: int = 0  # the first N retry jobs end "failed", later ones "done"
-    failure_message: str = "Download failed: the source stream could not be read"
-    processing_seconds: float = 0.0  # a job stays processing this long (injected clock)
-    never_finishes: bool = False  # ...or forever
-    answer_done_at_once: bool = False  # the retry POST answers the job's end ("done", or
-    # "failed" while fail_times lasts) instead of "processing"
-    answer_failed_at_once: bool = False  # the retry POST answers "failed", every time
-    retry_status: int | None = None  # the retry POST answers this HTTP status with an Error
-    retry_status_times: int | None = None  # ...this many times (None: always)
-    retry_after: int | None = None  # Retry-After header (seconds) on a scripted 429
-    poll_status: int | None = None  # same, for GET /async-response of this id's jobs
-    poll_status_times: int | None = None
-    status_spelling: dict[str, str] | None = None  # e.g. {"processing": "in progress"}
-    # How answers are shaped: the documented variants (sandbox_answers.SHAPES), as data.
-    shape: AnswerShape = field(default_factory=AnswerShape)
-    # Retry is documented for downloads in `error` only; what VideoDB answers otherwise is
-    # not documented. By default: this status with the spec's Error body. None: accept it
-    # (a new job starts, as if the download had failed).
-    not_failed_retry_status: int | None = 400
-    delay_seconds: float = 0.0  # every answer about this id is this late (capped)
-    malformed_json_times: int = 0  # the retry POST answers 200 with a non-JSON body N times
-    output_origin: str | None = None  # output_url on this origin instead of the sandbox
-
-    def __post_init__(self) -> None:
-        for name in ("fail_times", "malformed_json_times", "processing_seconds", "delay_seconds"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Script.{name} must not be negative")
-        for name in ("retry_status", "poll_status", "not_failed_retry_status"):
-            status = getattr(self, name)
-            if status is not None and not 100 <= status <= 599:
-                raise ValueError(f"Script.{name}={status} is not an HTTP status")
-
-
-# What to do with a download id the sandbox has no record of: a Script to script it with
-# (its record is created in `error`, as :meth:`ScriptedDownloads.script` does), or None to
-# leave it unknown (404).
-UnknownIdHook = Callable[[str], Script | None]
 
 
 @dataclass
@@ -96,14 +54,6 @@ class _Job:
     ends_at: float | None  # None: never
     output_url: str
     download_url: str  # what the download gets if the job ends "done"
-
-
-@dataclass
-class _Counters:
-    jobs: int = 0
-    retry_status: int = 0
-    poll_status: int = 0
-    malformed: int = 0
 
 
 class ScriptedDownloads:
@@ -134,6 +84,16 @@ class ScriptedDownloads:
         self._scripts: dict[str, Script] = {}
         self._counters: dict[str, _Counters] = {}
         self._seq = 0
+        self._population: Population | None = None
+
+    def populate(self, population: Population | None) -> None:
+        """Hold ``population``'s generated records besides the ordinary ones (None: none)."""
+        self._population = population
+
+    @property
+    def population(self) -> Population | None:
+        """The generated records, if any (grow it to add arrivals)."""
+        return self._population
 
     def script(self, download_id: str, script: Script) -> None:
         """Script ``download_id`` (restarting its counters); add its record if it has none."""
@@ -151,6 +111,9 @@ class ScriptedDownloads:
     def view(self, download_id: str) -> dict[str, Any] | None:
         """The download record as ``GET /download/{id}`` shows it now, or None."""
         record = self._records.get(download_id)
+        if record is None and self._population is not None:
+            index = self._population.index_of(download_id)
+            return self._population.view(index) if index is not None else None
         return self._record_view(record) if record else None
 
     def delay_of(self, download_id: str | None = None, job_id: str | None = None) -> float:
@@ -170,9 +133,9 @@ class ScriptedDownloads:
             return error_answer(404, f"Download {download_id} not found")
         script = self._scripts.get(download_id, Script())
         counters = self._counters.setdefault(download_id, _Counters())
-        status = _scripted_status(script.retry_status, script.retry_status_times, counters, "retry_status")
+        status = scripted_status(script.retry_status, script.retry_status_times, counters, "retry_status")
         if status is not None:
-            return _scripted_error(status, script, "retry")
+            return scripted_error(status, script, "retry")
         if counters.malformed < script.malformed_json_times:
             counters.malformed += 1
             return Answer(200, MALFORMED_BODY)
@@ -203,9 +166,9 @@ class ScriptedDownloads:
             return error_answer(404, f"Async response {job_id} not found")
         script = self._scripts.get(job.download_id, Script())
         counters = self._counters.setdefault(job.download_id, _Counters())
-        status = _scripted_status(script.poll_status, script.poll_status_times, counters, "poll_status")
+        status = scripted_status(script.poll_status, script.poll_status_times, counters, "poll_status")
         if status is not None:
-            return _scripted_error(status, script, "async-response")
+            return scripted_error(status, script, "async-response")
         job_status = self._job_status(job)
         record = self._records.get(job.download_id)
         if record is not None:
@@ -235,7 +198,7 @@ class ScriptedDownloads:
         return Answer(200, self._render("get", status, job, script))
 
     def page(self, query: dict[str, str]) -> Answer:
-        """``GET /download``: one page of the records, newest first."""
+        """``GET /download``: one page of the records, newest first (or as the population says)."""
         try:
             page_index = int(query.get("page_index", 0))
             count = int(query.get("count", DEFAULT_PAGE_COUNT))
@@ -243,9 +206,17 @@ class ScriptedDownloads:
             return error_answer(400, "page_index and count must be integers")
         if page_index < 0 or not 1 <= count <= MAX_PAGE_COUNT:
             return error_answer(400, f"page_index must be >= 0 and count between 1 and {MAX_PAGE_COUNT}")
-        newest_first = sorted(self._records.values(), key=lambda r: (r.created_at, r.seq), reverse=True)
-        page = newest_first[page_index * count : (page_index + 1) * count]
-        return Answer(200, {"success": True, "data": {"downloads": [self._record_view(r) for r in page]}})
+        start, population = page_index * count, self._population
+        newest_first = population is None or population.order == NEWEST_FIRST
+        ordinary = sorted(self._records.values(), key=lambda r: (r.created_at, r.seq), reverse=newest_first)
+        if population is None:
+            views = [self._record_view(r) for r in ordinary[start : start + count]]
+        else:
+            merged = merged_page(ordinary, lambda r: r.created_at, population, start, count)
+            views = [
+                population.view(item) if isinstance(item, int) else self._record_view(item) for item in merged
+            ]
+        return Answer(200, {"success": True, "data": {"downloads": views}})
 
     def create(self, body: bytes) -> Answer:
         """``POST /download``: a new download of ``stream_link``, processing from the start."""
@@ -266,15 +237,32 @@ class ScriptedDownloads:
         download_id = query.get("download_id") or (_json_object(body) or {}).get("download_id")
         if not isinstance(download_id, str) or not download_id:
             return error_answer(400, "download_id is required")
-        if self._records.pop(download_id, None) is None:
+        if self._records.pop(download_id, None) is None and not self._take_generated(download_id):
             return error_answer(404, f"Download {download_id} not found")
         return Answer(200, {"success": True, "message": f"Download {download_id} deleted"})
 
     # -- state ---------------------------------------------------------------------------
 
+    def _take_generated(self, download_id: str) -> bool:
+        """Take a generated record out of the generated list; False if it is not in it."""
+        index = self._population.index_of(download_id) if self._population is not None else None
+        if index is None or self._population is None:
+            return False
+        self._population.taken.add(index)
+        return True
+
     def _record_or_first_sight(self, download_id: str) -> _Record | None:
         """The id's record; an id without one is scripted if ``on_unknown_id`` says so."""
         record = self._records.get(download_id)
+        if record is None and self._population is not None:
+            index = self._population.index_of(download_id)
+            if index is not None:
+                # From now on an ordinary record: its retries, jobs and status live here.
+                self._take_generated(download_id)
+                view = self._population.view(index)
+                record = self._add_record(
+                    download_id, str(view["status"]), None, self._population.created(index)
+                )
         if record is None and self._on_unknown_id is not None:
             script = self._on_unknown_id(download_id)
             if script is not None:
@@ -355,24 +343,6 @@ class ScriptedDownloads:
             "download_url": record.download_url,
             "created_at": record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-
-
-def _scripted_status(status: int | None, times: int | None, counters: _Counters, counter: str) -> int | None:
-    """The scripted status this request answers (and count it), or None to answer normally."""
-    if status is None:
-        return None
-    used = getattr(counters, counter)
-    if times is not None and used >= times:
-        return None
-    setattr(counters, counter, used + 1)
-    return status
-
-
-def _scripted_error(status: int, script: Script, what: str) -> Answer:
-    headers = {}
-    if status == 429 and script.retry_after is not None:
-        headers["Retry-After"] = str(script.retry_after)
-    return error_answer(status, f"sandbox: scripted HTTP {status} for the {what} call", headers)
 
 
 def _file_url(download_id: str, name: str) -> str:

@@ -205,6 +205,18 @@ def test_a_session_against_serve_mode(served: Served, ports: list[int], tmp_path
     sfn = boto3.client("stepfunctions", region_name=REGION, endpoint_url=endpoint)
     assert sfn.describe_state_machine(stateMachineArn=outputs["RetryWorkflowArn"])["status"] == "ACTIVE"
 
+    # A first deploy's check: the key, mapping, breaker, DLQ hold; serve mode sets no AlarmEmail.
+    checked = cli(*stack, "check", cwd=tmp_path)
+    assert checked.returncode == 1, checked.stderr
+    assert [line.split(":")[0] for line in checked.stdout.splitlines()] == [
+        "ok   api key",
+        "ok   retry queue mapping",
+        "ok   breaker",
+        "FAIL alarm e-mail",
+        "ok   dead-letter queue",
+        "ok   sweeper",
+    ]
+
     sent = cli(*stack, "enqueue", "dl-ok-1", "dl-fail-1", "dl-gone-1", "bad id", cwd=tmp_path)
     assert sent.returncode == 1, sent.stderr
     assert sent.stdout == f"sent 3 download id(s) to {outputs['RetryQueueUrl']}\n"
@@ -269,7 +281,7 @@ def test_a_session_against_serve_mode(served: Served, ports: list[int], tmp_path
     key = json.loads(secrets.get_secret_value(SecretId=outputs["ApiKeySecretArn"])["SecretString"])["api_key"]
     assert len(key) > 20
     assert key not in served.text()
-    for result in (sent, dry, by_arn):
+    for result in (checked, sent, dry, by_arn):
         assert key not in result.stdout + result.stderr
 
     started = time.monotonic()

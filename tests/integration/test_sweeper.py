@@ -12,10 +12,12 @@ from videodb_retry import aws_clients
 from videodb_retry.client import VideoDBClient
 from videodb_retry.settings import Settings
 from videodb_retry.sweeper import Sweeper
-from videodb_retry.sweeper_aws import DynamoDBClaims, EventBridgeFailureEvents
+from videodb_retry.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
 
 from videodb_retry_local.aws_limits import strict_aws
 from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.sandbox_population import NEWEST_FIRST, OLDEST_FIRST
+from videodb_retry_local.sweep_scale import Plan, measure
 
 KEY = "sk-sweeper-key"
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -83,6 +85,7 @@ def make_sweeper(sandbox: SandboxServer, page_size: int = 7) -> Sweeper:
         events=EventBridgeFailureEvents(
             settings.failure_event_source, settings.failure_event_detail_type, settings.event_bus_name
         ),
+        cursors=DynamoDBSweepCursors(settings.sweep_table_name),
         page_size=page_size,  # small pages: every run reads several
     )
 
@@ -103,7 +106,11 @@ def test_publishes_each_failure_in_the_window_once_across_runs(aws):
         assert ids == expected
         assert first.published == len(expected) and first.already_published == 0
         list_calls = [r for r in sandbox.requests if r.method == "GET" and r.path == "/download"]
-        assert len(list_calls) >= 3 and all(r.headers["x-access-token"] == KEY for r in list_calls)
+        assert all(r.headers["x-access-token"] == KEY for r in list_calls)
+        # Newest first: page 1 (14-26 h old) crosses the 24 h edge, so the pass stops there;
+        # the two pages after it are never read.
+        assert [r.query["page_index"] for r in list_calls] == ["0", "1"]
+        assert first.stopped == "lookback" and first.pass_complete
 
         second = sweeper.sweep(now=NOW + timedelta(minutes=5))
         assert published(sqs, queue_url) == []
@@ -143,3 +150,38 @@ def test_the_events_match_the_failure_rule_and_carry_the_id(aws):
     assert event["source"] == "videodb" and event["detail-type"] == "Download Failed"
     assert event["detail"]["download_id"] == "download-z"
     assert KEY not in json.dumps(event)
+
+
+# -- scale: a generated account (sandbox_population), measured by videodb_retry_local.sweep_scale --
+
+
+def test_newest_first_every_run_reads_only_the_window_of_50000_downloads():
+    # 24 h at a download every 30 s is 2,880 records: pages 0-2 of 1,000, the third crossing
+    # the edge. Listing all 50,000 would be 51 calls a run (the old sweeper: 100 of 500).
+    result = measure(Plan(50_000, NEWEST_FIRST, page_size=1000, max_pages=20))
+    assert [run.videodb_calls for run in result.runs] == [3] * len(result.runs)
+    assert {run.report["stopped"] for run in result.runs} == {"lookback"}
+    assert len(result.runs) == 5  # 3 runs with arrivals, then two passes after the last
+    assert result.expected and not result.missed and not result.duplicates
+    # 30 arrivals a run include an error in the first two: published in their own run.
+    assert [run.report["published"] for run in result.runs] == [57, 1, 1, 0, 0]
+
+
+def test_oldest_first_pages_on_across_runs_and_resumes_where_it_stopped():
+    # No early stop is safe: a pass reads all 51 pages, 20 a run, each run re-reading the
+    # last page of the one before (the overlap) while new downloads arrive at the end.
+    result = measure(Plan(50_000, OLDEST_FIRST, page_size=1000, max_pages=20))
+    firsts = [run.report["first_page"] for run in result.runs]
+    assert firsts == [0, 19, 38] * 3
+    assert [run.videodb_calls for run in result.runs] == [20, 20, 13] * 3
+    assert [run.report["stopped"] for run in result.runs] == ["pages", "pages", "end"] * 3
+    assert result.expected and not result.missed and not result.duplicates
+
+
+def test_a_long_newest_first_pass_resumes_while_the_list_shifts_under_it():
+    # A 7-day window is 20,160 records: a pass of 21 pages at 2 a run. Each run's 30 new
+    # downloads push the anchor down; the re-read page still starts before it.
+    result = measure(Plan(50_000, NEWEST_FIRST, page_size=1000, max_pages=2, lookback_hours=168))
+    assert not any(run.report["pass_restarted"] for run in result.runs)
+    assert all(run.videodb_calls <= 2 for run in result.runs)
+    assert result.expected and not result.missed and not result.duplicates

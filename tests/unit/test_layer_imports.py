@@ -31,6 +31,7 @@ RULES = {
     "sanitise",
     "settings",
     "status",
+    "sweep_cursor",
     "sweeper",
 }
 # Neither rule nor adapter: logs and metrics go to stdout (EMF), no AWS call is made.

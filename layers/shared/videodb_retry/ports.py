@@ -5,7 +5,7 @@ are typed against these and import no boto3, requests or adapter module
 (``tests/unit/test_layer_imports.py``). The adapters implement them: ``client.VideoDBClient``
 (HTTP), ``dead_letter.DeadLetterQueue``, ``queue_aws.VisibilityBackoff`` (SQS),
 ``workflow.WorkflowStarter`` (Step Functions), ``outcomes_aws.OutcomePublisher`` (SQS and
-EventBridge), ``ledger.DynamoDBLedger``, ``sweeper_aws`` (DynamoDB claims, EventBridge) and
+EventBridge), ``ledger.DynamoDBLedger``, ``sweeper_aws`` (DynamoDB claims and cursor, EventBridge) and
 ``breaker_aws`` (DynamoDB, Lambda, EventBridge); the functions in ``functions/`` wire them
 together. The tests' in-memory versions are in ``tests/fakes.py``.
 """
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # types only: no import cycle, nothing loaded at run time
     from videodb_retry.messages import RetryRequest
     from videodb_retry.outcomes import Outcome
     from videodb_retry.status import JobStatus
+    from videodb_retry.sweep_cursor import SweepCursor
 
 
 class VideoDB(Protocol):
@@ -100,6 +101,14 @@ class FailureEvents(Protocol):
     """Puts "download failed" events; returns the error code of each (None: accepted)."""
 
     def put(self, details: Sequence[dict[str, Any]], time: datetime) -> list[str | None]: ...
+
+
+class SweepCursors(Protocol):
+    """Where the sweeper's pass stands between runs (one item; the last writer wins)."""
+
+    def load(self) -> SweepCursor | None: ...
+
+    def save(self, cursor: SweepCursor, expires: datetime) -> None: ...
 
 
 class BreakerStore(Protocol):

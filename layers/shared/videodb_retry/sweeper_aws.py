@@ -1,7 +1,9 @@
-"""The sweeper's adapters: its claims in DynamoDB, its "download failed" events on EventBridge.
+"""The sweeper's adapters: its claims and cursor in DynamoDB, its "download failed" events on
+EventBridge.
 
-They implement :class:`~videodb_retry.ports.FailureClaims` and
-:class:`~videodb_retry.ports.FailureEvents`; when to claim and what to publish is sweeper.py's.
+They implement :class:`~videodb_retry.ports.FailureClaims`,
+:class:`~videodb_retry.ports.SweepCursors` and :class:`~videodb_retry.ports.FailureEvents`;
+when to claim, where to resume and what to publish is sweeper.py's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from videodb_retry.aws_clients import client
+from videodb_retry.sweep_cursor import Anchor, SweepCursor
+
+# The cursor's key in the state table. Claims are "sweeper#<id>#<created_at>": never equal.
+CURSOR_ID = "sweeper-cursor"
+# An item is at most 400 KB ("Service, account, and table quotas in Amazon DynamoDB"); the
+# anchor's id is VideoDB's and unchecked, so it is capped. A capped id never matches: the
+# pass then starts over, which is safe.
+MAX_ANCHOR_ID = 1024
 
 
 class DynamoDBClaims:
@@ -56,6 +66,75 @@ class DynamoDBClaims:
     def forget(self, claim_id: str) -> None:
         """Drop the claim, so the next run publishes this failure."""
         client("dynamodb").delete_item(TableName=self._table_name, Key={"id": {"S": claim_id}})
+
+
+class DynamoDBSweepCursors:
+    """The sweeper's cursor: one item (``CURSOR_ID``) in the state table, TTL on ``expiration``."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    def load(self) -> SweepCursor | None:
+        """The stored cursor, or None (never stored, or expired)."""
+        answer = client("dynamodb").get_item(
+            TableName=self._table_name, Key={"id": {"S": CURSOR_ID}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return cursor_from_item(item) if item else None
+
+    def save(self, cursor: SweepCursor, expires: datetime) -> None:
+        """Store ``cursor`` (overwriting: the last writer wins, see sweep_cursor.py)."""
+        client("dynamodb").put_item(TableName=self._table_name, Item=cursor_item(cursor, expires))
+
+
+def cursor_item(cursor: SweepCursor, expires: datetime) -> dict[str, Any]:
+    """The DynamoDB item of a cursor."""
+    anchor = cursor.anchor
+    return {
+        "id": {"S": CURSOR_ID},
+        "expiration": {"N": str(int(expires.timestamp()))},
+        "next_page": {"N": str(cursor.next_page)},
+        "pass_started": {"S": _iso(cursor.pass_started)},
+        "anchor_id": {"S": anchor.download_id[:MAX_ANCHOR_ID] if anchor else ""},
+        "anchor_created": {"S": _iso(anchor.created) if anchor else ""},
+        "has_anchor": {"BOOL": anchor is not None},
+        "newest_first": {"BOOL": cursor.newest_first},
+        "descended": {"BOOL": cursor.descended},
+        "last_run_at": {"S": _iso(cursor.last_run_at)},
+        "last_run": {"S": json.dumps(cursor.last_run)},
+    }
+
+
+def cursor_from_item(item: dict[str, Any]) -> SweepCursor:
+    """A cursor from its DynamoDB item (as ``get_item`` returns it)."""
+
+    def text(name: str) -> str:
+        return str(item.get(name, {}).get("S", ""))
+
+    anchor = None
+    if item.get("has_anchor", {}).get("BOOL"):
+        anchor = Anchor(text("anchor_id"), _from_iso(text("anchor_created")))
+    try:
+        last_run = json.loads(text("last_run") or "{}")
+    except ValueError:
+        last_run = {}
+    return SweepCursor(
+        next_page=int(item.get("next_page", {}).get("N", "0")),
+        pass_started=_from_iso(text("pass_started")),
+        anchor=anchor,
+        newest_first=bool(item.get("newest_first", {}).get("BOOL", True)),
+        descended=bool(item.get("descended", {}).get("BOOL", False)),
+        last_run_at=_from_iso(text("last_run_at")),
+        last_run=last_run if isinstance(last_run, dict) else {},
+    )
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _from_iso(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 class EventBridgeFailureEvents:
