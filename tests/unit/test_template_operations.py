@@ -124,3 +124,53 @@ def test_sweeper_is_off_by_default_and_scheduled_when_on():
     (event,) = sweeper["Properties"]["Events"].values()
     assert event["Type"] == "ScheduleV2"
     assert event["Properties"]["ScheduleExpression"] == {"Fn::Sub": "rate(${SweepRateMinutes} minutes)"}
+
+
+# Every parameter a condition reads, with a value that turns it off and one that turns it on.
+CONDITION_PARAMETERS = {
+    "KmsKeyArn": ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+    "AlarmEmail": ["", "ops@example.com"],
+    "ExistingApiKeySecretArn": ["", "arn:aws:secretsmanager:us-east-1:123456789012:secret:key-AbCdEf"],
+    "ExistingApiKeySecretKmsKeyArn": ["", "arn:aws:kms:us-east-1:123456789012:key/mrk-0123456789abcdef"],
+    "SweeperEnabled": ["false", "true"],
+    "BreakerEnabled": ["false", "true"],
+}
+
+
+def every_configuration() -> list[Template]:
+    """The template under every combination of its conditions that its Rules accept."""
+    import itertools
+
+    from videodb_retry_local.template import TemplateError
+
+    chosen = []
+    for values in itertools.product(*CONDITION_PARAMETERS.values()):
+        try:
+            chosen.append(Template.load(overrides=dict(zip(CONDITION_PARAMETERS, values, strict=True))))
+        except TemplateError:
+            continue  # refused by a Rule: never deployed
+    return chosen
+
+
+def test_condition_parameters_cover_every_condition():
+    read = set()
+    for condition in DOCUMENT["Conditions"].values():
+        read |= {p for p in DOCUMENT["Parameters"] if f"'Ref': '{p}'" in str(condition)}
+    assert read == set(CONDITION_PARAMETERS)
+
+
+def test_the_alarm_topic_is_never_under_an_aws_managed_key():
+    # CloudWatch alarms publish to an encrypted topic only if the key's policy lets
+    # cloudwatch.amazonaws.com use it; an AWS managed key's (alias/aws/sns) cannot be edited
+    # (AWS knowledge center "Why didn't I receive an SNS notification for my CloudWatch alarm
+    # trigger?"; SNS docs "Enable compatibility between event sources from AWS services and
+    # encrypted topics"). No key, or the customer key whose policy the README gives.
+    from tests.unit.test_template import fake_ids
+
+    configurations = every_configuration()
+    with_topic = [t for t in configurations if "AlarmTopic" in t.resources()]
+    assert len(with_topic) >= 8 and len(with_topic) < len(configurations)
+    for template in with_topic:
+        key = template.properties("AlarmTopic", fake_ids()).get("KmsMasterKeyId")
+        customer_key = template.parameters["KmsKeyArn"]
+        assert key == (customer_key or None), (dict(template.parameters), key)
