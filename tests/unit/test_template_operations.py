@@ -174,3 +174,38 @@ def test_the_alarm_topic_is_never_under_an_aws_managed_key():
         key = template.properties("AlarmTopic", fake_ids()).get("KmsMasterKeyId")
         customer_key = template.parameters["KmsKeyArn"]
         assert key == (customer_key or None), (dict(template.parameters), key)
+
+
+# What a stack's deletion (DeletionPolicy) and a replacement on update (UpdateReplacePolicy) do
+# with each resource that holds state; the reasons are written beside each in template.yaml.
+# The types are those cfn-lint's I3011 calls stateful (its StatefulResources.json), that the
+# template could use.
+STATEFUL_TYPES = {
+    "AWS::SQS::Queue",
+    "AWS::DynamoDB::Table",
+    "AWS::Logs::LogGroup",
+    "AWS::SecretsManager::Secret",
+    "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::Kinesis::Stream",
+}
+KEEP_OR_DELETE = {
+    "RetryDeadLetterQueue": "Retain",  # downloads that need a person
+    "ApiKeySecret": "Retain",  # the API key a person put in
+    "RetryQueue": "Delete",
+    "IdempotencyTable": "Delete",
+    "RetryWorkflowLogGroup": "Delete",
+    "RetryFunctionLogGroup": "Delete",
+    "PollFunctionLogGroup": "Delete",
+    "SweeperFunctionLogGroup": "Delete",
+    "BreakerFunctionLogGroup": "Delete",
+}
+
+
+def test_every_stateful_resource_says_what_deletion_and_replacement_do_with_it():
+    stateful = {k: v for k, v in RESOURCES.items() if v["Type"] in STATEFUL_TYPES}
+    assert set(stateful) == set(KEEP_OR_DELETE)
+    for logical_id, policy in KEEP_OR_DELETE.items():
+        resource = stateful[logical_id]
+        assert resource.get("DeletionPolicy") == policy, logical_id
+        assert resource.get("UpdateReplacePolicy") == policy, logical_id
