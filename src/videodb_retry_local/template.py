@@ -94,7 +94,7 @@ class Template:
         self.document = document
         self.base_dir = Path(base_dir)
         self.parameters = self._choose_parameters(dict(overrides or {}))
-        self._intrinsics = Intrinsics(self.parameters, self._condition)
+        self._intrinsics = Intrinsics(self.parameters, self._condition, document.get("Mappings", {}))
         self.conditions: dict[str, bool] = {}
         for name in document.get("Conditions", {}):
             self._condition(name)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from videodb_retry_local.template import Template, load_document
+from videodb_retry_local.template import PhysicalIds, Template, load_document
 
 DOCUMENT = load_document()
 RESOURCES = DOCUMENT["Resources"]
@@ -107,13 +107,64 @@ def test_dashboard_shows_what_operators_ask_for():
     )
 
 
-def test_every_log_group_has_the_retention_parameter():
-    functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+def test_every_log_group_has_the_retention_parameter_and_the_key():
     groups = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Logs::LogGroup"}
-    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
-    named = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups.values()}
-    assert {f"/aws/lambda/${{{f}}}" for f in functions} <= named
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert group["Properties"]["KmsKeyId"] == {
+            "Fn::If": ["UseCustomerKey", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]
+        }
     assert "RetryWorkflowLogGroup" in groups
+
+
+def test_each_function_logs_json_to_the_stacks_own_group_created_before_it():
+    # A group named /aws/lambda/<function> is created beside the function, which may log first
+    # (the breaker ticks within a minute) and make Lambda create it: the deploy then fails
+    # with "already exists". Lambda's LoggingConfig.LogGroup names the stack's own group
+    # instead, and the reference makes CloudFormation create the group first
+    # (Lambda docs "Configuring CloudWatch logs for Lambda functions", custom log groups).
+    functions = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+    groups = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Logs::LogGroup"}
+    for logical_id, function in functions.items():
+        config = function["Properties"]["LoggingConfig"]
+        group = config["LogGroup"]["Ref"]
+        assert group == f"{logical_id}LogGroup" and group in groups
+        assert groups[group].get("Condition") == function.get("Condition")
+        assert config["LogFormat"] == "JSON"
+        level = {"Fn::FindInMap": ["LambdaLogLevels", {"Ref": "LogLevel"}, "Level"]}
+        assert config["ApplicationLogLevel"] == level
+        assert config["SystemLogLevel"] == "INFO"  # keeps START/END/REPORT (duration, memory)
+    for logical_id, group in groups.items():
+        name = group["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert not {f for f in functions if "${" + f + "}" in name}, f"{logical_id} waits for its function"
+    stack = Template.load()
+    assert stack.properties("RetryFunctionLogGroup", PhysicalIds(stack_name="s"))["LogGroupName"] == (
+        "/aws/lambda/s-RetryFunction"  # the README's key policy matches /aws/lambda/STACK_NAME-*
+    )
+
+
+@pytest.mark.parametrize("level", DOCUMENT["Parameters"]["LogLevel"]["AllowedValues"])
+def test_log_level_reaches_lambda_and_powertools_alike(level, monkeypatch):
+    # Lambda takes TRACE, DEBUG, INFO, WARN, ERROR, FATAL as ApplicationLogLevel and, with the
+    # JSON format, sets AWS_LAMBDA_LOG_LEVEL to it; Powertools' Logger then takes that level
+    # over POWERTOOLS_LOG_LEVEL and warns when they differ (Powertools docs, Logger, "AWS
+    # Lambda Advanced Logging Controls (ALC)"). LogLevel keeps working when both agree.
+    import logging
+    import warnings
+
+    from aws_lambda_powertools import Logger
+
+    from tests.unit.test_template import fake_ids
+
+    template = Template.load(overrides={"LogLevel": level})
+    lambda_level = template.properties("RetryFunction", fake_ids())["LoggingConfig"]["ApplicationLogLevel"]
+    assert lambda_level in {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", level)
+    monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", lambda_level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Powertools' mismatch warning fails the test
+        logger = Logger(service=f"log-level-{level}")
+    assert logger.log_level == logging.getLevelName(level)
 
 
 def test_sweeper_is_off_by_default_and_scheduled_when_on():
