@@ -66,7 +66,7 @@ MUST_EXERCISE = {
     ("SweeperFunction", "events:PutEvents"),
     ("SweeperFunctionSweep", "lambda:InvokeFunction"),
     ("RetryFunction", "dynamodb:UpdateItem"),
-    ("BreakerFunction", "lambda:ListEventSourceMappings"),
+    ("BreakerFunction", "lambda:GetEventSourceMapping"),
     ("BreakerFunction", "lambda:UpdateEventSourceMapping"),
     ("BreakerFunction", "dynamodb:GetItem"),
     ("BreakerFunction", "dynamodb:PutItem"),
