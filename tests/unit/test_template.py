@@ -95,7 +95,7 @@ def test_parameter_defaults_and_overrides_are_strings(template):
     [
         ({"NoSuchParameter": "1"}, "unknown parameter"),
         ({"PollFirstWaitSeconds": 0}, "MinValue"),
-        ({"MaxRetryAttempts": 21}, "MaxValue"),
+        ({"MaxRetryAttempts": 16}, "MaxValue"),
         ({"PollDeadlineSeconds": "soon"}, "not a number"),
         ({"LogLevel": "TRACE"}, "not one of"),
         ({"VideoDBApiBaseUrl": "https://api.videodb.io/path"}, "does not match"),

@@ -260,3 +260,26 @@ def test_every_stateful_resource_says_what_deletion_and_replacement_do_with_it()
         resource = stateful[logical_id]
         assert resource.get("DeletionPolicy") == policy, logical_id
         assert resource.get("UpdateReplacePolicy") == policy, logical_id
+
+
+# Lambda's recursive loop detection stops a function invoked more than 16 times in one chain
+# of requests through SQS, SNS, S3 or Lambda; the count travels in the X-Ray trace header's
+# Lineage (SQS keeps it as the message's AWSTraceHeader). https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html
+LOOP_DETECTION_THRESHOLD = 16
+
+
+def test_the_retry_loop_stays_below_lambdas_recursive_loop_detection():
+    # The loop: the retry function reads the retry queue and sends the next attempt to it
+    # (and the workflow it starts re-queues there too). One download's chain invokes the
+    # function once per attempt, so MaxRetryAttempts must stay below the threshold; the
+    # detection stays on (no RecursiveLoop: Allow) as the net for a loop that is a bug.
+    retry = RESOURCES["RetryFunction"]["Properties"]
+    (event,) = retry["Events"].values()
+    assert event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": ["RetryQueue", "Arn"]}
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["RetryQueue", "QueueName"]}}} in retry[
+        "Policies"
+    ]
+    assert int(DOCUMENT["Parameters"]["MaxRetryAttempts"]["MaxValue"]) < LOOP_DETECTION_THRESHOLD
+    for logical_id, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource["Properties"].get("RecursiveLoop", "Terminate") == "Terminate", logical_id
