@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from videodb_retry_local.template import PhysicalIds, Template, load_document
+from videodb_retry_local.template import PROJECT_ROOT, PhysicalIds, Template, load_document
 
 DOCUMENT = load_document()
 RESOURCES = DOCUMENT["Resources"]
@@ -137,10 +137,20 @@ def test_each_function_logs_json_to_the_stacks_own_group_created_before_it():
     for logical_id, group in groups.items():
         name = group["Properties"]["LogGroupName"]["Fn::Sub"]
         assert not {f for f in functions if "${" + f + "}" in name}, f"{logical_id} waits for its function"
-    stack = Template.load()
-    assert stack.properties("RetryFunctionLogGroup", PhysicalIds(stack_name="s"))["LogGroupName"] == (
-        "/aws/lambda/s-RetryFunction"  # the README's key policy matches /aws/lambda/STACK_NAME-*
-    )
+    # The names the README gives operators (its key policy matches /aws/lambda/STACK_NAME-*).
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`/aws/lambda/<stack name>-<Function>`" in readme
+    assert "`/aws/vendedlogs/states/<stack name>-retry-workflow`" in readme
+    stack = Template.load(overrides={"SweeperEnabled": "true"})
+    for logical_id in stack.resources_of_type("AWS::Logs::LogGroup"):
+        name = stack.properties(logical_id, PhysicalIds(stack_name="s"))["LogGroupName"]
+        function = logical_id.removesuffix("LogGroup")
+        expected = (
+            "/aws/vendedlogs/states/s-retry-workflow"
+            if function == "RetryWorkflow"
+            else f"/aws/lambda/s-{function}"
+        )
+        assert name == expected
 
 
 @pytest.mark.parametrize("level", DOCUMENT["Parameters"]["LogLevel"]["AllowedValues"])
