@@ -33,7 +33,7 @@ $(SAM):
 # Template scanners live apart: their pinned dependencies clash with the SAM CLI's.
 $(LINTERS):
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
-	$(LINT_VENV)/bin/pip install --quiet checkov==3.3.30 cfn-lint==1.58.0
+	$(LINT_VENV)/bin/pip install --quiet checkov==3.3.30 cfn-lint==1.58.0 cfn-lint-serverless==0.3.6
 
 # The IAM policy evaluator `make iam` and the integration tests use (npm, pinned by its lock file).
 IAM_EVALUATOR := scripts/iam/node_modules/.installed-stamp
@@ -49,7 +49,7 @@ demo: deps  ## the whole pipeline locally on a scripted mix (no AWS, no network)
 test: lint iam-deps  ## everything CI runs: make lint, then every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Gates: sam validate --lint, cfn-lint, checkov, ruff (lint + format), mypy.
+# Gates: sam validate --lint, cfn-lint (with AWS's serverless rules), checkov, ruff (lint + format), mypy.
 lint: deps $(SAM) $(LINTERS)  ## sam validate --lint, cfn-lint, checkov, ruff, mypy
 	VENV=$(VENV) SAM=$(SAM) LINT_VENV=$(LINT_VENV) bash scripts/lint.sh
 

@@ -70,7 +70,7 @@ IMPORT_ENV = {
     "VIDEODB_API_BASE_URL": "http://127.0.0.1:9", "FAILURE_EVENT_SOURCE": "videodb",
     "FAILURE_EVENT_DETAIL_TYPE": "Download Failed", "STATE_TABLE_NAME": "state",
     "IDEMPOTENCY_TABLE_NAME": "ledger", "EVENT_BUS_NAME": "default",
-    "RETRY_FUNCTION_NAME": "retry", "RETRY_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:retry",
+    "RETRY_QUEUE_MAPPING_ID": "14e0db71-5d35-4eb5-b481-8945cf9d10c2",
 }  # fmt: skip
 # Imports the handler and the modules it loads on first use (layers/shared/layer_build.py).
 _LOADED = (

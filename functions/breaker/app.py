@@ -41,7 +41,8 @@ def probe() -> bool:
 breaker = Breaker(
     thresholds=thresholds_from_env(),
     store=DynamoDBBreakerStore(settings.idempotency_table_name),
-    switch=MappingSwitch(os.environ["RETRY_FUNCTION_NAME"], os.environ["RETRY_QUEUE_ARN"]),
+    # The retry queue's event source mapping, by the id the template gives (its Ref).
+    switch=MappingSwitch(os.environ["RETRY_QUEUE_MAPPING_ID"]),
     announcer=PauseAnnouncer(settings.event_bus_name, settings.outcome_event_source),
     probe=probe,
     clock=time.time,

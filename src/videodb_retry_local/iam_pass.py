@@ -46,6 +46,7 @@ SWEPT_ID = "dl-iam-swept"
 CASES = [case for case in demo_cases.CASES if case.download_id != "dl-demo-stuck"]
 # (principal, action) pairs the pass must see allowed at least once: every kind of AWS call
 # the functions, the workflow and the services acting for them make.
+FUNCTIONS = ("RetryFunction", "PollFunction", "SweeperFunction", "BreakerFunction")
 MUST_EXERCISE = {
     ("RetryFunction", "sqs:ReceiveMessage"),
     ("RetryFunction", "sqs:DeleteMessage"),
@@ -66,7 +67,7 @@ MUST_EXERCISE = {
     ("SweeperFunction", "events:PutEvents"),
     ("SweeperFunctionSweep", "lambda:InvokeFunction"),
     ("RetryFunction", "dynamodb:UpdateItem"),
-    ("BreakerFunction", "lambda:ListEventSourceMappings"),
+    ("BreakerFunction", "lambda:GetEventSourceMapping"),
     ("BreakerFunction", "lambda:UpdateEventSourceMapping"),
     ("BreakerFunction", "dynamodb:GetItem"),
     ("BreakerFunction", "dynamodb:PutItem"),
@@ -75,6 +76,8 @@ MUST_EXERCISE = {
     ("BreakerFunction", "secretsmanager:GetSecretValue"),
     ("BreakerFunctionTick", "lambda:InvokeFunction"),
     ("events.amazonaws.com", "sqs:SendMessage"),
+    # Lambda writes each function's logs to its LoggingConfig group under the function's role.
+    *((f, action) for f in FUNCTIONS for action in ("logs:CreateLogStream", "logs:PutLogEvents")),
 }
 
 # With KmsKeyArn set: the key permissions each sender and receiver of the queues needs, and
@@ -165,6 +168,7 @@ def _check_service_calls(stack: EmulatedStack, enforcement: Enforcement) -> None
     breaker_arn = stack.ids.resources["BreakerFunction"].attributes["Arn"]
     for schedule, function in (("SweeperFunctionSweep", sweeper_arn), ("BreakerFunctionTick", breaker_arn)):
         enforcement.check(schedule, Request("lambda:InvokeFunction", function), "Scheduler:Invoke")
+    _check_log_writes(stack, enforcement)
     policy = stack.template.properties("RetryQueuePolicy", stack.ids)["PolicyDocument"]
     rule_arn = stack.ids.resources["DownloadFailedRule"].attributes["Arn"]
     enforcement.check_service(
@@ -183,6 +187,18 @@ def _check_service_calls(stack: EmulatedStack, enforcement: Enforcement) -> None
                     "kms:ViaService": f"sqs.{stack.ids.region}.amazonaws.com",
                 },
             )
+
+
+def _check_log_writes(stack: EmulatedStack, enforcement: Enforcement) -> None:
+    """Lambda sends a function's logs to the group its LoggingConfig names, as the function's
+    execution role (Lambda docs "Sending Lambda function logs to CloudWatch Logs")."""
+    for function in FUNCTIONS:
+        group = stack.template.properties(function, stack.ids)["LoggingConfig"]["LogGroup"]
+        group_arn = f"arn:aws:logs:{stack.ids.region}:{stack.ids.account_id}:log-group:{group}"
+        stream = f"{group_arn}:log-stream:2026/01/01/[$LATEST]0123456789abcdef"
+        # Both are authorized on the log stream (Service Authorization Reference, CloudWatch Logs).
+        enforcement.check(function, Request("logs:CreateLogStream", stream), "Lambda:Logs")
+        enforcement.check(function, Request("logs:PutLogEvents", stream), "Lambda:Logs")
 
 
 def _sweep(stack: EmulatedStack, sandbox: SandboxServer) -> None:

@@ -35,7 +35,6 @@ STAR_RESOURCE = {
     "cloudwatch:PutMetricData",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
-    "lambda:ListEventSourceMappings",
 }
 # Key permissions a caller needs when the resource is encrypted with a customer-managed key.
 KMS_ON_USE = {

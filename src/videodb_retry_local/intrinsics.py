@@ -1,8 +1,9 @@
 """CloudFormation's intrinsic functions, resolved for the local run.
 
-``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If``, ``Fn::Join`` and friends are resolved against
-the chosen parameter values, the template's conditions and the physical ids and attributes of
-the resources already created (a :class:`PhysicalIds`); ``AWS::NoValue`` removes the entry.
+``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If``, ``Fn::Join``, ``Fn::FindInMap`` and friends are
+resolved against the chosen parameter values, the template's Mappings and conditions, and the
+physical ids and attributes of the resources already created (a :class:`PhysicalIds`);
+``AWS::NoValue`` removes the entry.
 """
 
 from __future__ import annotations
@@ -62,9 +63,15 @@ class PhysicalIds:
 class Intrinsics:
     """Resolves intrinsic functions with the template's parameter values and conditions."""
 
-    def __init__(self, parameters: Mapping[str, str], condition: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        parameters: Mapping[str, str],
+        condition: Callable[[str], bool],
+        mappings: Mapping[str, Any] | None = None,
+    ) -> None:
         self._parameters = parameters
         self._condition = condition
+        self._mappings = mappings or {}
 
     def evaluate(self, value: Any, ids: PhysicalIds) -> Any:
         """``value`` with every intrinsic function resolved (AWS::NoValue entries are dropped)."""
@@ -111,6 +118,12 @@ class Intrinsics:
         if name == "Fn::Select":
             index, items = argument
             return self.evaluate(items, ids)[int(self.evaluate(index, ids))]
+        if name == "Fn::FindInMap":  # the template's Mappings: map, top-level key, second-level key
+            map_name, top, second = (str(self.evaluate(part, ids)) for part in argument)
+            try:
+                return self._mappings[map_name][top][second]
+            except KeyError:
+                raise TemplateError(f"Fn::FindInMap: no {map_name}/{top}/{second} in Mappings") from None
         if name == "Fn::Split":
             separator, text = argument
             return str(self.evaluate(text, ids)).split(separator)

@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from videodb_retry_local.lambda_runtime import HandlerRouting, LocalFunction, zip_dir
-from videodb_retry_local.template import Physical, Template
+from videodb_retry_local.template import Physical, Template, TemplateError
 
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -35,6 +35,18 @@ def _metric_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             query["ReturnData"] = str(query["ReturnData"]).lower() == "true"
         out.append(query)
     return out
+
+
+def _logging_runtime_environment(logging_config: dict[str, Any]) -> dict[str, str]:
+    """What Lambda adds to a function's environment from its LoggingConfig: with the JSON
+    format, AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (the application log level), which
+    Powertools' Logger reads (Lambda docs "Defined runtime environment variables")."""
+    if logging_config.get("LogFormat") != "JSON":
+        return {}
+    variables = {"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    if "ApplicationLogLevel" in logging_config:
+        variables["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config["ApplicationLogLevel"])
+    return variables
 
 
 def _scaling_config(source: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +229,11 @@ class TemplateProvisioning(HandlerRouting):
         environment = self.template.function_environment(logical_id, self.ids)
         name = properties.get("FunctionName", self._name(logical_id))[:64]
         code_dir = self.template.base_dir / properties["CodeUri"]
+        logging_config = properties.get("LoggingConfig", {})
+        group = logging_config.get("LogGroup")
+        if group is not None and group not in {p.ref for p in self.ids.resources.values()}:
+            # CloudFormation creates the group first because the function references it.
+            raise TemplateError(f"{logical_id}: LoggingConfig names {group}, not a log group of the stack")
         answer = self.client("lambda").create_function(
             FunctionName=name,
             Description=properties.get("Description", ""),
@@ -230,8 +247,10 @@ class TemplateProvisioning(HandlerRouting):
             Layers=properties.get("Layers", []),
             TracingConfig={"Mode": properties.get("Tracing", "PassThrough")},
             Environment={"Variables": environment},
+            **({"LoggingConfig": logging_config} if logging_config else {}),
         )
-        module, handler = self._load_handler(logical_id, code_dir, properties["Handler"], environment)
+        runtime_environment = {**environment, **_logging_runtime_environment(logging_config)}
+        module, handler = self._load_handler(logical_id, code_dir, properties["Handler"], runtime_environment)
         self.functions[logical_id] = LocalFunction(
             logical_id=logical_id,
             name=name,

@@ -94,7 +94,7 @@ class Template:
         self.document = document
         self.base_dir = Path(base_dir)
         self.parameters = self._choose_parameters(dict(overrides or {}))
-        self._intrinsics = Intrinsics(self.parameters, self._condition)
+        self._intrinsics = Intrinsics(self.parameters, self._condition, document.get("Mappings", {}))
         self.conditions: dict[str, bool] = {}
         for name in document.get("Conditions", {}):
             self._condition(name)
@@ -176,12 +176,13 @@ class Template:
     def creation_order(self) -> list[str]:
         """Logical ids of the chosen resources, each after every resource it references."""
         resources = self.resources()
+        generated = self._generated_resources()
         dependencies = {}
         for logical_id, resource in resources.items():
             depends_on = resource.get("DependsOn", [])
             explicit = {depends_on} if isinstance(depends_on, str) else set(depends_on)
-            referenced = {d for d in references(resource) if d in resources and d != logical_id}
-            dependencies[logical_id] = explicit | referenced
+            referenced = {generated.get(d, d) for d in references(resource)} - {logical_id}
+            dependencies[logical_id] = explicit | {d for d in referenced if d in resources}
         order: list[str] = []
         visiting: set[str] = set()
 
@@ -199,6 +200,17 @@ class Template:
         for logical_id in resources:  # template order where dependencies allow
             visit(logical_id)
         return order
+
+    def _generated_resources(self) -> dict[str, str]:
+        """Resources SAM generates that the template may reference, by logical id, with the
+        function that makes them: an event source mapping ``<Function><Event>`` for each SQS
+        event (SAM docs "Referencing AWS SAM generated resources")."""
+        generated = {}
+        for logical_id, resource in self.resources_of_type(SERVERLESS_FUNCTION).items():
+            for event_name, event in resource.get("Properties", {}).get("Events", {}).items():
+                if event.get("Type") == "SQS":
+                    generated[f"{logical_id}{event_name}"] = logical_id
+        return generated
 
     # -- intrinsic functions ------------------------------------------------------------
 

@@ -64,13 +64,14 @@ def drop_kms_grant(logical_id: str) -> Callable[[dict[str, Any]], None]:
     return remove
 
 
-def breaker_switches_another_function(document: dict[str, Any]) -> None:
-    """The breaker may switch only mappings of the poll function: not the retry queue's."""
+def breaker_switches_another_mapping(document: dict[str, Any]) -> None:
+    """The breaker's grant names another mapping: not the retry queue's."""
     for policy in policies(document, "BreakerFunction"):
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-            if statement.get("Action") == "lambda:UpdateEventSourceMapping":
-                statement["Condition"]["ArnLike"]["lambda:FunctionArn"] = {
-                    "Fn::GetAtt": ["PollFunction", "Arn"]
+            if "lambda:UpdateEventSourceMapping" in statement.get("Action", []):
+                statement["Resource"] = {
+                    "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}"
+                    ":event-source-mapping:00000000-0000-0000-0000-000000000000"
                 }
                 return
     raise AssertionError("the breaker has no UpdateEventSourceMapping statement")
@@ -121,8 +122,8 @@ REMOVALS = {
         f"SweeperFunction may not dynamodb:PutItem on {DYNAMODB}table/",
     ),
     "breaker: switch the retry queue's mapping": (
-        breaker_switches_another_function,
-        f"BreakerFunction may not lambda:UpdateEventSourceMapping on {LAMBDA}event-source-mapping:",
+        breaker_switches_another_mapping,
+        f"BreakerFunction may not lambda:GetEventSourceMapping on {LAMBDA}event-source-mapping:",
     ),
     "queue policy: another rule's events": (
         other_source_rule,

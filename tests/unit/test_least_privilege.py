@@ -27,9 +27,6 @@ STAR_RESOURCE_ALLOWED = {
             }
         ),
     ): "Step Functions log delivery: these CloudWatch Logs APIs do not support resource-level permissions",
-    ("BreakerFunction", frozenset({"lambda:ListEventSourceMappings"})): (
-        "finding the retry queue's mapping: ListEventSourceMappings supports no resource-level permissions"
-    ),
 }
 
 
@@ -103,3 +100,39 @@ def test_functions_use_scoped_policy_templates():
                 raise AssertionError(f"{logical_id} attaches a managed policy {policy}")
             names = set(policy) - {"Statement"}
             assert names <= scoped, f"{logical_id}: {names - scoped}"
+
+
+def test_the_breaker_reads_and_switches_the_retry_queues_mapping_only():
+    # The template knows the mapping: SAM makes "RetryFunctionRetryQueueRecords" of the retry
+    # function's SQS event, and its Ref is the UUID. The breaker gets it in its environment and
+    # may Get/Update that one mapping (an event-source-mapping ARN, partition-aware), nothing
+    # else of Lambda: no ListEventSourceMappings on "*".
+    from videodb_retry_local.sam_translation import translate
+    from videodb_retry_local.template import Template
+
+    translated = translate(Template.load())["Resources"]
+    mapping = translated["RetryFunctionRetryQueueRecords"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "RetryFunction"}
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["RetryQueue", "Arn"]}
+    breaker = translated["BreakerFunction"]["Properties"]
+    assert breaker["Environment"]["Variables"]["RETRY_QUEUE_MAPPING_ID"] == {
+        "Ref": "RetryFunctionRetryQueueRecords"
+    }
+    role = translated[breaker["Role"]["Fn::GetAtt"][0]]["Properties"]
+    lambda_statements = [
+        statement
+        for policy in role["Policies"]
+        for statement in as_list(policy.get("PolicyDocument", {}).get("Statement", []))
+        if any(str(a).startswith("lambda:") for a in as_list(statement.get("Action", [])))
+    ]
+    assert lambda_statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}"
+                ":event-source-mapping:${RetryFunctionRetryQueueRecords}"
+            },
+        }
+    ]

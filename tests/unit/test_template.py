@@ -31,6 +31,8 @@ def fake_ids() -> PhysicalIds:
         arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"
         ids.resources[logical_id] = Physical(f"{QUEUE_BASE}/{name}", {"Arn": arn, "QueueName": name})
     ids.resources["ApiKeySecret"] = Physical(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:key-AbCdEf")
+    # What SAM generates and the template references: the retry queue's event source mapping.
+    ids.resources["RetryFunctionRetryQueueRecords"] = Physical("14e0db71-5d35-4eb5-b481-8945cf9d10c2")
     ids.resources["RetryWorkflow"] = Physical(
         f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:wf", {"Name": "wf"}
     )
@@ -93,7 +95,7 @@ def test_parameter_defaults_and_overrides_are_strings(template):
     [
         ({"NoSuchParameter": "1"}, "unknown parameter"),
         ({"PollFirstWaitSeconds": 0}, "MinValue"),
-        ({"MaxRetryAttempts": 21}, "MaxValue"),
+        ({"MaxRetryAttempts": 16}, "MaxValue"),
         ({"PollDeadlineSeconds": "soon"}, "not a number"),
         ({"LogLevel": "TRACE"}, "not one of"),
         ({"VideoDBApiBaseUrl": "https://api.videodb.io/path"}, "does not match"),

@@ -74,7 +74,7 @@ LIMITS: dict[str, Limit] = {
     ),
     "PollDeadlineSeconds": Limit("app rule: one day (a Standard execution may run a year)", 1, 86400),
     "PollMaxPolls": Limit("Step Functions history quota 25,000 events: 700 polls write about 21,000", 1, 700),
-    "MaxRetryAttempts": Limit("app rule", 1, 20),
+    "MaxRetryAttempts": Limit("Lambda recursive loop detection stops the 17th invocation of a chain", 1, 15),
     "RequeueDelaySeconds": Limit(SQS_SEND, 0, 900),
     "MaxReceiveCount": Limit(
         "SQS RedrivePolicy maxReceiveCount 1-1,000; 5+ as AWS advises for Lambda consumers", 5, 1000

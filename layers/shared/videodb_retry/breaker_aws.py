@@ -126,7 +126,7 @@ class DynamoDBBreakerStore:
 
 @dataclass(frozen=True)
 class EventSourceMapping:
-    """The parts of the retry queue's mapping the switch reads (from ListEventSourceMappings)."""
+    """The parts of the retry queue's mapping the switch reads (from GetEventSourceMapping)."""
 
     uuid: str
     state: str  # Enabled, Disabled, or changing: Enabling, Disabling, Updating, Creating, ...
@@ -134,7 +134,7 @@ class EventSourceMapping:
 
     @classmethod
     def from_lambda(cls, mapping: dict[str, Any]) -> EventSourceMapping:
-        """Read one entry of Lambda's ``EventSourceMappings``."""
+        """Read Lambda's description of one mapping."""
         return cls(
             uuid=mapping["UUID"],
             state=mapping.get("State", ""),
@@ -148,24 +148,15 @@ class EventSourceMapping:
 
 
 class MappingSwitch:
-    """The retry queue's event source mapping: found by function and queue, never by a
-    hard-coded UUID (the function cannot name its own mapping without a circular reference)."""
+    """The retry queue's event source mapping, by the id the template gives it (the breaker's
+    role may read and update that one mapping only)."""
 
-    def __init__(self, function_name: str, queue_arn: str) -> None:
-        self._function = function_name
-        self._queue_arn = queue_arn
+    def __init__(self, mapping_id: str) -> None:
+        self._uuid = mapping_id
 
     def describe(self) -> EventSourceMapping:
         """The mapping as Lambda describes it now."""
-        answer = client("lambda").list_event_source_mappings(
-            FunctionName=self._function, EventSourceArn=self._queue_arn
-        )
-        mappings = answer.get("EventSourceMappings", [])
-        if len(mappings) != 1:
-            raise SwitchRefused(
-                f"expected one event source mapping for the retry queue, found {len(mappings)}"
-            )
-        return EventSourceMapping.from_lambda(mappings[0])
+        return EventSourceMapping.from_lambda(self._call("get_event_source_mapping", UUID=self._uuid))
 
     def apply(self, mode: Mode, concurrency: int) -> bool:
         """Make the mapping match ``mode`` (and ``concurrency`` when closed); True if changed.
@@ -182,17 +173,21 @@ class MappingSwitch:
         enabled = mapping.state == "Enabled"
         if enabled == want_enabled and (not want_enabled or mapping.maximum_concurrency == concurrency):
             return False
-        change: dict[str, Any] = {"UUID": mapping.uuid, "Enabled": want_enabled}
+        change: dict[str, Any] = {"UUID": self._uuid, "Enabled": want_enabled}
         if want_enabled:
             change["ScalingConfig"] = {"MaximumConcurrency": concurrency}
+        self._call("update_event_source_mapping", **change)
+        return True
+
+    def _call(self, operation: str, **parameters: Any) -> dict[str, Any]:
+        """One Lambda call; a refusal is a :class:`SwitchRefused` with Lambda's reason."""
         try:
-            client("lambda").update_event_source_mapping(**change)
+            answer: dict[str, Any] = getattr(client("lambda"), operation)(**parameters)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise SwitchRefused(
-                f"UpdateEventSourceMapping refused: {error.get('Code')}: {error.get('Message')}"
-            ) from None
-        return True
+            api = "".join(word.title() for word in operation.split("_"))  # GetEventSourceMapping
+            raise SwitchRefused(f"{api} refused: {error.get('Code')}: {error.get('Message')}") from None
+        return answer
 
 
 class PauseAnnouncer:
