@@ -170,10 +170,13 @@ class FakeSwitch:
 
 
 class FakeAnnouncer:
-    """Remembers the Retry Paused / Resumed events."""
+    """Remembers the Retry Paused / Resumed events; ``refuse`` makes EventBridge refuse them."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = False) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = refuse
 
     def announce(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if self.refuse:
+            raise RuntimeError(f"EventBridge refused {detail_type}: InternalFailure")
         self.events.append((detail_type, detail))
