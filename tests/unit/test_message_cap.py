@@ -22,7 +22,14 @@ from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryServi
 from videodb_retry.sanitise import MAX_TEXT_CHARS, TRUNCATED, clean_text
 from videodb_retry.settings import Settings
 
-from tests.fakes import FakeDeadLetters, FakeKey, FakeOutcomes, FakeWorkflows, InMemoryLedger
+from tests.fakes import (
+    FakeDeadLetters,
+    FakeKey,
+    FakeOutcomes,
+    FakeWorkflows,
+    InMemoryLedger,
+    in_memory_sequences,
+)
 
 BASE = "https://api.videodb.test"
 KEY = "sk-0123456789abcdefghijklmnopqrstuv"
@@ -73,6 +80,7 @@ def retry_service(videodb: VideoDBClient) -> tuple[RetryService, FakeDeadLetters
         workflows=FakeWorkflows(),
         outcomes=outcomes,
         ledger=InMemoryLedger(),
+        sequences=in_memory_sequences(),
         clock=lambda: 1000.0,
     )
     return service, dead, outcomes
