@@ -6,6 +6,7 @@ import pytest
 from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
 from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
+from videodb_retry.sequence import Report, Verdict
 from videodb_retry.status import JobState
 
 from tests.fakes import (
@@ -238,3 +239,17 @@ def test_foreign_output_url_is_dead_lettered_not_polled(http_server, make_servic
     assert service.process(message("download-1")) is RecordResult.DEAD_LETTERED
     assert parts["dead_letters"].sent[0]["error_code"] == "foreign_origin"
     assert parts["workflows"].started == []
+
+
+def test_a_redriven_attempt_that_keeps_failing_ends_the_sequence_it_began(http_server, make_service):
+    # Its body names the old sequence 1; moved back from the DLQ it began sequence 2, and
+    # giving up on it (transient_exhausted) must end 2, or the download would stay blocked.
+    service, parts = make_service()
+    body = '{"download_id": "download-1", "attempt": 2, "sequence": 1}'
+    redriven = InboundMessage(body=body, message_id="m-7", receive_count=10, redriven=True, sent_at=999.0)
+    with pytest.raises(TransientError):
+        service.process(redriven)  # the scripted server answers 500
+    sequences = parts["sequences"]
+    assert sequences.begin("download-1", Report("m-8", 1000.0), 1000.0).verdict is Verdict.DUPLICATE
+    service.dead_letter(redriven, "still failing", "transient_exhausted", "download-1")
+    assert sequences.begin("download-1", Report("m-9", 1000.5), 1000.5).verdict is Verdict.BEGUN

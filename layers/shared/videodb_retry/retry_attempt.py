@@ -182,9 +182,12 @@ class RetryService:
                 request = parse_body(message.body)
             except PoisonMessage:
                 return result
-            # A re-queued attempt names its sequence; a report ends the one it began, if any.
-            by = None if request.sequence is not None else message.message_id
-            self._sequences.end(download_id, "dead_lettered", self._clock(), request.sequence, by)
+            # A report (a redriven message is one, whatever its body says) ends the sequence
+            # it began, if any; a re-queued attempt the sequence its body names.
+            if request.is_report or message.redriven:
+                self._sequences.end(download_id, "dead_lettered", self._clock(), begun_by=message.message_id)
+            elif request.sequence is not None:
+                self._sequences.end(download_id, "dead_lettered", self._clock(), number=request.sequence)
         return result
 
     def _admit(self, message: InboundMessage, request: RetryRequest) -> RetryRequest | RecordResult:
