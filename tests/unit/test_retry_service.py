@@ -244,7 +244,9 @@ def test_foreign_output_url_is_dead_lettered_not_polled(http_server, make_servic
 def test_a_redriven_attempt_that_keeps_failing_ends_the_sequence_it_began(http_server, make_service):
     # Its body names the old sequence 1; moved back from the DLQ it began sequence 2, and
     # giving up on it (transient_exhausted) must end 2, or the download would stay blocked.
+    http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
     service, parts = make_service()
+    assert service.process(message("download-1", "m-1")) is RecordResult.DEAD_LETTERED  # sequence 1
     body = '{"download_id": "download-1", "attempt": 2, "sequence": 1}'
     redriven = InboundMessage(body=body, message_id="m-7", receive_count=10, redriven=True, sent_at=999.0)
     with pytest.raises(TransientError):
