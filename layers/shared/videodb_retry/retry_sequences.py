@@ -33,8 +33,16 @@ class RetrySequences:
         self._stale_after = stale_after_seconds
 
     def begin(self, download_id: str, report: Report, now: float) -> Admission:
-        """The verdict on a failure report (stored before it is returned)."""
-        return self._update(download_id, lambda record: admit(record, report, now, self._stale_after))
+        """The verdict on a failure report (stored before it is returned).
+
+        Most reports name a download never seen: the record is first written as if there
+        were none (one conditional write); only when one exists is it read and decided on.
+        """
+        return self._update(
+            download_id,
+            lambda record: admit(record, report, now, self._stale_after),
+            assume=SequenceRecord(download_id),
+        )
 
     def carry_on(self, download_id: str, number: int, now: float) -> bool:
         """True when attempt messages of sequence ``number`` should still run."""
@@ -58,10 +66,14 @@ class RetrySequences:
         return self._update(download_id, decide)
 
     def _update[T](
-        self, download_id: str, decide: Callable[[SequenceRecord], tuple[T, SequenceRecord | None]]
+        self,
+        download_id: str,
+        decide: Callable[[SequenceRecord], tuple[T, SequenceRecord | None]],
+        assume: SequenceRecord | None = None,
     ) -> T:
         for _ in range(SAVE_TRIES):
-            record = self._store.load(download_id) or SequenceRecord(download_id)
+            record = assume or self._store.load(download_id) or SequenceRecord(download_id)
+            assume = None
             answer, new = decide(record)
             if new is None:
                 return answer
