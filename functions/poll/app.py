@@ -2,7 +2,8 @@
 
 Step Functions invokes it with the workflow state (and its retry count); it polls the job on
 the inline schedule, or once, and returns the ended attempt's state, or raises
-``JobStillRunning`` for the workflow's Retry to wait and invoke it again.
+``JobStillRunning`` for the workflow's Retry to wait and invoke it again. When the attempt it
+returns is its retry sequence's last, it ends the sequence first (see sequence.py).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         try:
             end_after_poll(sequences, ended.outcome, clock.now())
         except Exception as exc:
-            # Raised as a poll error: the workflow's Retry calls again, and the job is polled
-            # and its sequence ended then (nothing is announced before the end is stored).
+            # Raised as a poll error, never silent: the workflow's Retry calls again, and the
+            # job is polled and its sequence ended then (nothing is announced before that).
+            count(Metric.AWS_REFUSALS)
+            logger.error("could not end the retry sequence", extra={"error": f"{type(exc).__name__}: {exc}"})
             raise TransientPollError(f"could not end the retry sequence: {type(exc).__name__}") from None
     count(Metric.POLLS)
     if ended.status in ENDING_METRICS:  # a bare poll step (sam local invoke) may answer running

@@ -8,6 +8,8 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
+from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.retry_sequences import end_after_poll
 from videodb_retry.sequence import (
     SEQUENCE_PERIOD_SECONDS,
     Report,
@@ -18,6 +20,8 @@ from videodb_retry.sequence import (
     expires_at,
     finish,
 )
+
+from tests.fakes import in_memory_sequences
 
 NOW = 2_000_000.0
 STALE = 3600.0
@@ -99,3 +103,18 @@ def test_an_attempt_without_a_sequence_keeps_the_ledger_key_of_earlier_releases(
     earlier = key("[download_id, attempt]", {"download_id": "dl-1", "attempt": 2})
     assert key("key", {"key": list(RetryRequest("dl-1", attempt=2).ledger_key)}) == earlier
     assert key("key", {"key": list(RetryRequest("dl-1", attempt=2, sequence=1).ledger_key)}) != earlier
+
+
+def test_the_poll_function_ends_a_sequence_only_with_its_last_attempt():
+    sequences = in_memory_sequences()
+    sequences.begin("dl-1", Report("m-1", NOW - 1), NOW)
+
+    def outcome(ending: Ending, attempt: int, sequence: int | None = 1) -> Outcome:
+        return Outcome(ending, "dl-1", attempt=attempt, max_attempts=2, sequence=sequence)
+
+    end_after_poll(sequences, outcome(Ending.FAILED, 1), NOW)  # attempt 2 follows
+    end_after_poll(sequences, outcome(Ending.DONE, 2, sequence=None), NOW)  # from before sequences
+    assert sequences.carry_on("dl-1", 1, NOW) is True
+    end_after_poll(sequences, outcome(Ending.TIMED_OUT, 2), NOW + 1)
+    assert sequences.carry_on("dl-1", 1, NOW + 1) is False
+    assert sequences.begin("dl-1", Report("m-2", NOW + 2), NOW + 2).number == 2
