@@ -15,6 +15,8 @@ from videodb_retry.breaker_aws import StateConflict, SwitchRefused
 from videodb_retry.errors import StepInProgress, TransientError
 from videodb_retry.messages import RetryRequest
 from videodb_retry.outcomes import Outcome
+from videodb_retry.retry_sequences import RetrySequences
+from videodb_retry.sequence import SequenceConflict, SequenceRecord
 from videodb_retry.workflow import execution_name
 
 
@@ -42,13 +44,13 @@ class InMemoryLedger:
     a step that raised is forgotten."""
 
     def __init__(self) -> None:
-        self.done: dict[tuple[str, str, int], dict[str, Any]] = {}
-        self.in_progress: set[tuple[str, str, int]] = set()
+        self.done: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.in_progress: set[tuple[Any, ...]] = set()
 
     def once(
         self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
-        key = (step, request.download_id, request.attempt)
+        key = (step, *request.ledger_key)
         if key in self.in_progress:
             raise StepInProgress(step)
         if key in self.done:
@@ -170,10 +172,38 @@ class FakeSwitch:
 
 
 class FakeAnnouncer:
-    """Remembers the Retry Paused / Resumed events."""
+    """Remembers the Retry Paused / Resumed events; ``refuse`` makes EventBridge refuse them."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = False) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = refuse
 
     def announce(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if self.refuse:
+            raise RuntimeError(f"EventBridge refused {detail_type}: InternalFailure")
         self.events.append((detail_type, detail))
+
+
+class InMemorySequenceStore:
+    """Each download's sequence record with optimistic versions, as DynamoDB keeps it."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, SequenceRecord] = {}
+        self.expires: dict[str, float] = {}
+        self.saves = 0
+
+    def load(self, download_id: str) -> SequenceRecord | None:
+        return self.records.get(download_id)
+
+    def save(self, record: SequenceRecord, expires_at: float) -> None:
+        stored = self.records.get(record.download_id)
+        if (stored.version if stored else 0) != record.version:
+            raise SequenceConflict(record.download_id)
+        self.records[record.download_id] = replace(record, version=record.version + 1)
+        self.expires[record.download_id] = expires_at
+        self.saves += 1
+
+
+def in_memory_sequences(stale_after_seconds: float = 3600) -> RetrySequences:
+    """Retry sequences kept in memory (what the retry and poll functions keep in DynamoDB)."""
+    return RetrySequences(InMemorySequenceStore(), stale_after_seconds)

@@ -2,7 +2,8 @@
 
 Step Functions invokes it with the workflow state (and its retry count); it polls the job on
 the inline schedule, or once, and returns the ended attempt's state, or raises
-``JobStillRunning`` for the workflow's Retry to wait and invoke it again.
+``JobStillRunning`` for the workflow's Retry to wait and invoke it again. When the attempt it
+returns is its retry sequence's last, it ends the sequence first (see sequence.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
 from videodb_retry.observability import ENDING_METRICS, Metric, count, logger, metrics
-from videodb_retry.poll import Clock, JobStillRunning, follow_job
+from videodb_retry.poll import Clock, Ended, JobStillRunning, TransientPollError, follow_job
+from videodb_retry.retry_sequences import RetrySequences, end_after_poll
+from videodb_retry.sequence_aws import DynamoDBSequenceStore
 from videodb_retry.settings import current
 
 settings = current()
 videodb = VideoDBClient(settings, ApiKeyProvider(settings))
+sequences = RetrySequences(
+    DynamoDBSequenceStore(settings.idempotency_table_name), settings.idempotency_expiry_seconds
+)
 
 
 @logger.inject_lambda_context
@@ -39,6 +45,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         count(Metric.POLLS_STILL_RUNNING)
         logger.info("still running", extra={"detail": str(still)})
         raise
+    if isinstance(ended, Ended):
+        try:
+            end_after_poll(sequences, ended.outcome, clock.now())
+        except Exception as exc:
+            # Raised as a poll error, never silent: the workflow's Retry calls again, and the
+            # job is polled and its sequence ended then (nothing is announced before that).
+            count(Metric.AWS_REFUSALS)
+            logger.error("could not end the retry sequence", extra={"error": f"{type(exc).__name__}: {exc}"})
+            raise TransientPollError(f"could not end the retry sequence: {type(exc).__name__}") from None
     count(Metric.POLLS)
     if ended.status in ENDING_METRICS:  # a bare poll step (sam local invoke) may answer running
         count(ENDING_METRICS[ended.status])

@@ -25,6 +25,8 @@ from videodb_retry.outcomes_aws import OutcomePublisher
 from videodb_retry.queue_aws import VisibilityBackoff
 from videodb_retry.record_delivery import RecordDelivery
 from videodb_retry.retry_attempt import RetryService
+from videodb_retry.retry_sequences import RetrySequences
+from videodb_retry.sequence_aws import DynamoDBSequenceStore
 from videodb_retry.settings import current
 from videodb_retry.workflow import WorkflowStarter
 
@@ -39,6 +41,9 @@ delivery = RecordDelivery(
         workflows=WorkflowStarter(settings),
         outcomes=OutcomePublisher(settings),
         ledger=ledger,
+        sequences=RetrySequences(
+            DynamoDBSequenceStore(settings.idempotency_table_name), settings.idempotency_expiry_seconds
+        ),
     ),
     VisibilityBackoff(settings.retry_queue_url),
 )

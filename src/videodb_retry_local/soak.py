@@ -9,8 +9,9 @@ to VideoDB, refused, VideoDB down for good, poison bodies, attempts beyond the l
 
 - transient API faults at random: one 500/503/429 on the retry POST, one 5xx on a poll, slow
   answers;
-- duplicate deliveries at the queue: the same body sent twice side by side, and a new
-  "download failed" event for an id whose retry is already in flight.
+- duplicate deliveries at the queue: the same body sent twice side by side, and the same
+  "download failed" reported again late (an event whose ``time`` is the original's, as when
+  EventBridge delivers an event twice), while or after the id's retry sequence runs.
 
 At the end every id sent is accounted for: done (a Succeeded event), failed with a reason (a
 final Failed / Timed Out event with ``will_retry`` false and an error) or in the DLQ with a

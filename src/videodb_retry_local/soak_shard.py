@@ -81,6 +81,7 @@ class ShardRun:
         self.next_case = 0
         self.late: list[tuple[float, int, str]] = []  # (due, tie-break, key), a heap
         self.late_scheduled: set[str] = set()
+        self.reported_at: dict[str, float] = {}  # when each id's original went out
         self.sent = Counter[str]()  # originals, twin, late
         self.unattributed = Counter[str]()  # events, letters, deliveries matching no case
         self._deliveries_read = self._events_read = self._letters_read = 0
@@ -154,6 +155,7 @@ class ShardRun:
                 )
             self.sent["original"] += 1
             self.sent["twin"] += copies - 1
+            self.reported_at[case.key] = time.time()
         self._send_bodies(bodies)
         self._send_events(events)
 
@@ -162,7 +164,8 @@ class ShardRun:
         while self.late and self.late[0][0] <= now:
             _, _, key = heapq.heappop(self.late)
             case = self.by_key[key]
-            # A new "download failed" event for an id already in flight (attempt 1 again);
+            # The same "download failed" reported again, late (its `time` is the original's:
+            # a duplicate, not a new failure, whether or not its retry sequence still runs);
             # bodies that are not a plain first attempt are sent again as they are.
             if case.kind in ("poison", "exhausted"):
                 bodies.append(case.body)
@@ -171,7 +174,7 @@ class ShardRun:
             self.sent["late"] += 1
             self.sent["late_in_flight"] += key not in self.final
         self._send_bodies(bodies)
-        self._send_events(events)
+        self._send_events(events, reported_at=self.reported_at)
 
     def _send_bodies(self, bodies: list[str]) -> None:
         sqs = self.stack.client("sqs")
@@ -184,7 +187,7 @@ class ShardRun:
             if answer.get("Failed"):
                 raise RuntimeError(f"the retry queue refused messages: {answer['Failed']}")
 
-    def _send_events(self, download_ids: list[str]) -> None:
+    def _send_events(self, download_ids: list[str], reported_at: dict[str, float] | None = None) -> None:
         events = self.stack.client("events")
         parameters = self.stack.template.parameters
         for start in range(0, len(download_ids), 10):
@@ -194,6 +197,11 @@ class ShardRun:
                     "DetailType": parameters["FailureEventDetailType"],
                     "Detail": json.dumps({"download_id": download_id, "error": "soak: download failed"}),
                     "EventBusName": self.stack.event_bus_name,
+                    **(
+                        {"Time": reported_at[download_id]}
+                        if reported_at and download_id in reported_at
+                        else {}
+                    ),
                 }
                 for download_id in download_ids[start : start + 10]
             ]

@@ -91,13 +91,26 @@ def test_an_answered_probe_resumes_at_the_ramp_start(counted):
     assert switch.applied == [(Mode.CLOSED, 2)] and [k for k, _ in announcer.events] == ["Retry Resumed"]
 
 
-def test_a_concurrent_change_fails_the_tick(counted):
+def test_a_concurrent_change_fails_the_tick_before_it_announces(counted):
+    # An operator stores a change between the tick's read and its announcement.
+    store = FakeStore(buckets=failing_window())
+    breaker, announcer, _ = make(store)
+    real_load = store.load
+    loads = iter([State(), State(mode=Mode.OPEN, manual=True, version=1)])
+    store.load = lambda: next(loads, None) or real_load()  # type: ignore[method-assign]
+    with pytest.raises(StateConflict):
+        breaker.tick()
+    assert announcer.events == [] and store.stored == []
+
+
+def test_a_refused_store_after_the_event_fails_the_tick(counted):
     store = FakeStore(buckets=failing_window())
     breaker, announcer, _ = make(store)
     store.save = lambda state: (_ for _ in ()).throw(StateConflict("changed"))  # type: ignore[method-assign]
     with pytest.raises(StateConflict):
         breaker.tick()
-    assert announcer.events == []
+    # Announced, not stored: the next tick decides again (a repeat at worst, never a loss).
+    assert [kind for kind, _ in announcer.events] == ["Retry Paused"]
 
 
 def test_counting_adds_to_the_current_bucket_and_a_refusal_never_fails_the_batch(counted):

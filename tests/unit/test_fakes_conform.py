@@ -18,6 +18,7 @@ PAIRS = [
     (fakes.FakeBreakerStore, ports.BreakerStore),
     (fakes.FakeSwitch, ports.BreakerSwitch),
     (fakes.FakeAnnouncer, ports.Announcer),
+    (fakes.InMemorySequenceStore, ports.SequenceStore),
 ]
 
 # Static conformance: mypy rejects these assignments if a fake drifts from its port.
@@ -28,6 +29,7 @@ _outcomes: ports.OutcomeSink = fakes.FakeOutcomes()
 _store: ports.BreakerStore = fakes.FakeBreakerStore()
 _switch: ports.BreakerSwitch = fakes.FakeSwitch()
 _announcer: ports.Announcer = fakes.FakeAnnouncer()
+_sequences: ports.SequenceStore = fakes.InMemorySequenceStore()
 
 
 @pytest.mark.parametrize(("fake", "port"), PAIRS, ids=lambda p: getattr(p, "__name__", ""))

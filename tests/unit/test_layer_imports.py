@@ -28,6 +28,8 @@ RULES = {
     "record_delivery",
     "redelivery_policy",
     "retry_attempt",
+    "retry_sequences",
+    "sequence",
     "sanitise",
     "settings",
     "status",

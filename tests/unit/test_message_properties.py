@@ -16,9 +16,8 @@ from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryServi
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 
+from tests.fakes import InMemoryLedger, in_memory_sequences
 from videodb_retry_local.aws_limits import _SQS_REFUSED_CHARS, StrictAws
-
-from .conftest import InMemoryLedger
 
 SQS_MAX_BYTES = 256 * 1024
 
@@ -115,6 +114,7 @@ def test_retry_step_never_sends_an_invalid_id_and_dead_letters_poison_with_a_rea
         workflows=None,  # type: ignore[arg-type]
         outcomes=NullOutcomes(),  # type: ignore[arg-type]
         ledger=InMemoryLedger(),
+        sequences=in_memory_sequences(),
     )
     result = service.process(InboundMessage(body=body, message_id="m-1"))
     assert all(is_valid_download_id(i) for i in api.ids)

@@ -33,6 +33,7 @@ def test_detail_holds_what_the_issue_lists():
         "status": "failed",
         "attempt": 2,
         "max_attempts": 3,
+        "sequence": None,
         "polls": 4,
         "elapsed_seconds": 61.3,
         "will_retry": True,

@@ -6,9 +6,17 @@ import pytest
 from videodb_retry.client import VideoDBClient
 from videodb_retry.errors import TransientError
 from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
+from videodb_retry.sequence import Report, Verdict
 from videodb_retry.status import JobState
 
-from tests.fakes import FakeDeadLetters, FakeKey, FakeOutcomes, FakeWorkflows, InMemoryLedger
+from tests.fakes import (
+    FakeDeadLetters,
+    FakeKey,
+    FakeOutcomes,
+    FakeWorkflows,
+    InMemoryLedger,
+    in_memory_sequences,
+)
 
 from .conftest import Answer
 
@@ -22,6 +30,7 @@ def make_service(http_server, settings_for):
             "workflows": workflows or FakeWorkflows(),
             "outcomes": outcomes or FakeOutcomes(),
             "ledger": InMemoryLedger(),
+            "sequences": in_memory_sequences(),
         }
         service = RetryService(
             settings=settings, videodb=VideoDBClient(settings, FakeKey("k")), clock=lambda: 1000.0, **parts
@@ -31,8 +40,9 @@ def make_service(http_server, settings_for):
     return make
 
 
-def message(body, message_id="m-1"):
-    return InboundMessage(body=body, message_id=message_id, receive_count=1)
+def message(body, message_id="m-1", sent_at=999.0):
+    # Sent just before the service's clock (1000.0) reads it, as SQS's SentTimestamp would be.
+    return InboundMessage(body=body, message_id=message_id, receive_count=1, sent_at=sent_at)
 
 
 def processing(http_server, job_id="job-7"):
@@ -154,8 +164,8 @@ def test_duplicate_delivery_posts_once_and_starts_once(http_server, make_service
     service, parts = make_service()
     assert service.process(message("download-1", "m-1")) is RecordResult.WORKFLOW_STARTED
     event = json.dumps({"detail-type": "Download Failed", "detail": {"download_id": "download-1"}})
-    # The issue step is replayed (no POST) and Step Functions refuses the second start.
-    assert service.process(message(event, "m-2")) is RecordResult.ALREADY_RUNNING
+    # The download's retry sequence is running: the second report does nothing.
+    assert service.process(message(event, "m-2")) is RecordResult.DUPLICATE
     assert len(http_server.seen) == 1 and len(parts["workflows"].started) == 1
 
 
@@ -168,18 +178,28 @@ def test_a_failure_after_the_post_does_not_post_again_on_redelivery(http_server,
     assert len(http_server.seen) == 1 and len(parts["outcomes"].settled) == 1
 
 
-def test_a_refused_attempt_redriven_from_the_dlq_is_dead_lettered_again_without_asking_videodb(
-    http_server, make_service
-):
-    # Redriven inside the idempotency window (it carries the DLQ's attributes): it must not vanish.
-    http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
+def test_a_refused_report_redriven_from_the_dlq_is_retried_anew(http_server, make_service):
+    # Moved back from the DLQ (it carries the DLQ's attributes): an operator's new report, so a
+    # new retry sequence asks VideoDB again, even though it was sent before the last one ended.
+    http_server.answers += [Answer(404, {"success": False, "message": "gone"})] * 2
     service, parts = make_service()
     assert service.process(message("download-1", "m-1")) is RecordResult.DEAD_LETTERED
-    redriven = InboundMessage(body="download-1", message_id="m-2", receive_count=1, redriven=True)
+    redriven = InboundMessage(
+        body="download-1", message_id="m-2", receive_count=1, redriven=True, sent_at=1.0
+    )
     assert service.process(redriven) is RecordResult.DEAD_LETTERED
-    assert len(http_server.seen) == 1
+    assert len(http_server.seen) == 2
     assert [d["source_message_id"] for d in parts["dead_letters"].sent] == ["m-1", "m-2"]
     assert {d["error_code"] for d in parts["dead_letters"].sent} == {"http_404"}
+
+
+def test_a_report_sent_after_the_sequence_ended_begins_a_new_one(http_server, make_service):
+    http_server.answers += [Answer(200, {"success": True, "status": "done", "data": {"id": "j"}})] * 2
+    service, parts = make_service()
+    assert service.process(message("download-1", "m-1")) is RecordResult.SUCCEEDED
+    assert service.process(message("download-1", "m-2", sent_at=1000.5)) is RecordResult.SUCCEEDED
+    assert [o.sequence for o in parts["outcomes"].settled] == [1, 2]
+    assert len(http_server.seen) == 2
 
 
 def test_a_duplicate_of_a_refused_attempt_does_nothing(http_server, make_service):
@@ -219,3 +239,19 @@ def test_foreign_output_url_is_dead_lettered_not_polled(http_server, make_servic
     assert service.process(message("download-1")) is RecordResult.DEAD_LETTERED
     assert parts["dead_letters"].sent[0]["error_code"] == "foreign_origin"
     assert parts["workflows"].started == []
+
+
+def test_a_redriven_attempt_that_keeps_failing_ends_the_sequence_it_began(http_server, make_service):
+    # Its body names the old sequence 1; moved back from the DLQ it began sequence 2, and
+    # giving up on it (transient_exhausted) must end 2, or the download would stay blocked.
+    http_server.answers.append(Answer(404, {"success": False, "message": "gone"}))
+    service, parts = make_service()
+    assert service.process(message("download-1", "m-1")) is RecordResult.DEAD_LETTERED  # sequence 1
+    body = '{"download_id": "download-1", "attempt": 2, "sequence": 1}'
+    redriven = InboundMessage(body=body, message_id="m-7", receive_count=10, redriven=True, sent_at=999.0)
+    with pytest.raises(TransientError):
+        service.process(redriven)  # the scripted server answers 500
+    sequences = parts["sequences"]
+    assert sequences.begin("download-1", Report("m-8", 1000.0), 1000.0).verdict is Verdict.DUPLICATE
+    service.dead_letter(redriven, "still failing", "transient_exhausted", "download-1")
+    assert sequences.begin("download-1", Report("m-9", 1000.5), 1000.5).verdict is Verdict.BEGUN

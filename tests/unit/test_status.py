@@ -6,6 +6,7 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from videodb_retry.sanitise import MAX_TEXT_CHARS, TRUNCATED
 from videodb_retry.status import (
     DECISIONS,
     STATUS_WORDS,
@@ -184,7 +185,7 @@ def test_error_text_from_every_documented_place(body, text):
 
 def test_error_text_is_capped():
     status = parse_job_response({"success": False, "message": "x" * 5000})
-    assert len(status.error) == 1024
+    assert len(status.error) == MAX_TEXT_CHARS and status.error.endswith(TRUNCATED)
     assert error_text({"data": {"error": "e"}}) == "e" and error_text([]) is None
 
 

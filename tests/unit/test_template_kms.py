@@ -157,7 +157,10 @@ RETRY_NEEDS = (
 )
 EXPECTED = {
     "RetryFunctionRole": RETRY_NEEDS,
-    "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))},
+    # The poll function reads the secret and ends retry sequences (their items in the table).
+    "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
+    | _decrypt_send("dynamodb")
+    | {("kms:DescribeKey", KEY, via("dynamodb"))},
     "SweeperFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
     | _decrypt_send("dynamodb")
     | {("kms:DescribeKey", KEY, via("dynamodb"))},

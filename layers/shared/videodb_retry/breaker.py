@@ -85,6 +85,10 @@ class State:
     version: int = 0
 
 
+class StateConflict(Exception):
+    """Someone else changed the breaker's state since it was read (try again on the next tick)."""
+
+
 @dataclass(frozen=True)
 class Change:
     """What a decision changed: the new state and the event to announce (if any)."""

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from videodb_retry.aws_clients import client
-from videodb_retry.breaker import Bucket, Mode, State
+from videodb_retry.breaker import Bucket, Mode, State, StateConflict
 from videodb_retry.observability import logger
 
 # Items in the idempotency table (key "id"); no Powertools record uses this prefix.
@@ -20,10 +20,6 @@ STATE_KEY = "breaker#state"
 BUCKET_KEY = "breaker#bucket#{start}"
 BUCKET_TTL_SECONDS = 24 * 60 * 60  # counts are only read for one window; TTL cleans them up
 MAX_BATCH_GET = 100  # DynamoDB BatchGetItem's limit of keys per call
-
-
-class StateConflict(Exception):
-    """Someone else changed the breaker's state since it was read (try again on the next tick)."""
 
 
 class SwitchRefused(Exception):

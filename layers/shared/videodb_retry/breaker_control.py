@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from videodb_retry import breaker
-from videodb_retry.breaker import Announcement, Change, Mode, State, Thresholds
+from videodb_retry.breaker import Announcement, Change, Mode, State, StateConflict, Thresholds
 from videodb_retry.observability import count, logger
 from videodb_retry.ports import Announcer, BreakerStore, BreakerSwitch
 
@@ -22,7 +22,7 @@ class Metric:
     OPENED = "BreakerOpened"
     CLOSED = "BreakerClosed"
     PROBES = "BreakerProbes"
-    SWITCH_ERRORS = "BreakerSwitchErrors"
+    SWITCH_ERRORS = "BreakerSwitchErrors"  # the mapping switch or the announcement refused
     RECORD_ERRORS = "BreakerRecordErrors"
 
 
@@ -125,23 +125,53 @@ class Breaker:
         return breaker.as_deployed(self._store.load(), self._thresholds)
 
     def _carry_out(self, before: State, change: Change, now: float, probed: bool) -> Report:
+        """Switch the mapping, announce, then store: the stored state is the commit.
+
+        - The switch first: it is idempotent (``apply`` compares the mapping with the decision),
+          and what fails most (Lambda refusing, a missing grant) fails before anything is said.
+        - The announcement before the store: a refused ``PutEvents`` leaves nothing stored, so
+          the next tick decides again from the stored state and announces then (never lost).
+          The stored version is read again just before: a change someone else stored since this
+          tick read the state (an operator's switch) fails the tick before it says anything.
+          The mapping is left as switched, not switched back: the next tick's switch makes it
+          match whatever that tick decides (a no-op when it decides the same), so a reverting
+          call that could itself fail, and a disable/enable churn, are avoided.
+        - The store last: only a change that was announced is stored, so the next tick never
+          finds a change it did not announce. Were the store itself refused after the event
+          went out (a write landing between that read and this one, DynamoDB throttled past its
+          retries), the next tick may announce the change again: a repeat, never a loss.
+        """
         state = change.state
-        # The mapping first: if Lambda refuses, nothing is stored and the next tick tries again.
         try:
             changed = self._switch.apply(state.mode, state.concurrency)
         except Exception as exc:
-            count(Metric.SWITCH_ERRORS)
-            logger.error("could not switch the event source mapping", extra={"error": str(exc)})
+            self._refused("could not switch the event source mapping", exc)
             raise
+        if change.announce:
+            if self._store.load().version != before.version:
+                # An operator (or another tick) stored a change since this tick read the state:
+                # its own announcement stands; this one is not made (the next tick decides again).
+                raise StateConflict("the breaker's state changed meanwhile; nothing announced")
+            announcement = Announcement.of(change.announce, state, now)
+            try:
+                self._announcer.announce(announcement.detail_type, announcement.detail())
+            except Exception as exc:
+                self._refused(f"could not announce {change.announce}; nothing stored", exc)
+                raise
         if state != before:
             state = self._store.save(state)
         if change.announce:
-            announcement = Announcement.of(change.announce, state, now)
-            self._announcer.announce(announcement.detail_type, announcement.detail())
             count(Metric.OPENED if state.mode is Mode.OPEN else Metric.CLOSED)
             logger.warning("circuit breaker " + state.mode.value, extra={"reason": state.reason})
         count(Metric.OPEN, 1 if state.mode is Mode.OPEN else 0)
         return _report(state, probed, change.announce, changed)
+
+    @staticmethod
+    def _refused(what: str, exc: Exception) -> None:
+        # Loud, never silent: logged with AWS's reason and counted (the Errors alarm sees the
+        # failed tick too); the caller re-raises so the tick fails.
+        count(Metric.SWITCH_ERRORS)
+        logger.error(what, extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
 class OutcomeCounter:

@@ -20,6 +20,7 @@ from videodb_retry import __version__
 from videodb_retry.errors import AuthError, ForeignOriginError, PermanentError, TransientError
 from videodb_retry.origin import UnsafeUrl, url_on_origin
 from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS
+from videodb_retry.sanitise import clean_text
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobStatus, UnreadableResponse, error_text, parse_job_response
 
@@ -155,9 +156,12 @@ def _read(method: str, url: str, response: requests.Response, key: str) -> Any:
         except ValueError:
             raise TransientError(f"{where} answered {status} with a body that is not JSON") from None
     # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
+    # The key is taken out of the whole message first, so no cut can leave a piece of it;
+    # then the message is cleaned and capped by the one rule every path uses (sanitise.py).
     message = _error_message(response)
     if key:
         message = message.replace(key, "[redacted]")
+    message = clean_text(message)
     text = f"{where} answered {status}{': ' + message if message else ''}"
     if status == 401:
         raise AuthError(text, status_code=status)
@@ -177,7 +181,7 @@ def _error_message(response: requests.Response) -> str:
     except ValueError:
         return ""
     # Wherever VideoDB put it: `message` (the Error schema), `data.error`, `response.*`.
-    return (error_text(body) or "")[:300]
+    return error_text(body) or ""
 
 
 def _retry_after(response: requests.Response, now: float | None = None) -> int | None:

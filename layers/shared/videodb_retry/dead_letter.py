@@ -6,10 +6,11 @@ from typing import Any
 
 from videodb_retry.aws_clients import client
 from videodb_retry.messages import DEAD_LETTER_MARK
-from videodb_retry.sanitise import TRUNCATED, clean_text
+from videodb_retry.sanitise import MAX_TEXT_CHARS, TRUNCATED, clean_text
 from videodb_retry.settings import Settings
 
-MAX_ATTRIBUTE_LENGTH = 1024
+# The reason is often VideoDB's message: the one cap on its text (sanitise.py), not a second.
+MAX_ATTRIBUTE_LENGTH = MAX_TEXT_CHARS
 # SQS counts the body and every attribute's name, type and value against one message limit
 # (256 KiB, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
 # the body gets what the attributes leave.

@@ -3,8 +3,9 @@
 One attempt of one download has two steps with effects outside this function: *issue* (the
 ``POST /download/{id}`` call) and *settle* (starting the workflow, announcing an outcome or
 dead-lettering a permanent error). Each runs under Powertools Idempotency, keyed on the
-download id and attempt number — not the SQS message id, because the same failure can arrive
-in different messages (EventBridge delivering twice, an operator enqueueing an id in flight).
+download id, retry sequence and attempt number (``RetryRequest.ledger_key``) — not the SQS
+message id, because the same attempt can arrive in different messages (a redelivery after a
+partial failure, a re-queue sent twice).
 
 - a step that completed before is not run again: its saved result is replayed;
 - a step that raised is forgotten, so the next delivery runs it again (nothing lost);
@@ -43,7 +44,10 @@ class DynamoDBLedger:
     def __init__(self, table_name: str, expires_after_seconds: int) -> None:
         self._table_name = table_name
         self._config = IdempotencyConfig(
-            event_key_jmespath="[download_id, attempt]",
+            # The key is hashed as the list it names: (id, attempt) hashes as the
+            # "[download_id, attempt]" of earlier releases did, so entries stored before
+            # sequences were numbered still match their attempts.
+            event_key_jmespath="key",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=expires_after_seconds,
             response_hook=_mark_replayed,
@@ -70,7 +74,7 @@ class DynamoDBLedger:
         self, step: str, request: RetryRequest, work: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
         """Run ``work`` for this step of this attempt unless it already ran."""
-        attempt = {"download_id": request.download_id, "attempt": request.attempt}
+        attempt = {"key": list(request.ledger_key)}
         try:
             result = self._step(step)(attempt=attempt, work=work)
         except IdempotencyAlreadyInProgressError:

@@ -2,8 +2,11 @@
 
 A body is one of
 1. a bare download id: ``download-abc123``;
-2. JSON ``{"download_id": "...", "attempt": 2, "reason": "..."}`` (attempt and reason optional);
-3. a whole EventBridge event whose ``detail.download_id`` holds the id.
+2. JSON ``{"download_id": "...", "attempt": 2, "sequence": 4, "reason": "..."}`` (attempt,
+   sequence and reason optional; ``sequence`` is written by the app on re-queued attempts);
+3. a whole EventBridge event whose ``detail.download_id`` holds the id (its ``time`` is when
+   the failure was reported).
+A body without ``sequence`` and at attempt 1 is a *failure report* (see sequence.py).
 Anything else is poison: it can never succeed, so it goes to the dead-letter queue with a reason.
 """
 
@@ -12,7 +15,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # Letters, digits, '-' and '_' only: the id is put into a URL path, so nothing that could
@@ -34,10 +38,29 @@ class RetryRequest:
     download_id: str
     attempt: int = 1
     reason: str | None = None
+    sequence: int | None = None  # the retry sequence this attempt belongs to (None: a report)
+    # When the failure was reported, if the body says (an event's ``time``); not re-sent.
+    reported_at: float | None = field(default=None, compare=False)
+
+    @property
+    def is_report(self) -> bool:
+        """True for a failure report: attempt 1 with no sequence yet."""
+        return self.sequence is None and self.attempt == 1
+
+    @property
+    def ledger_key(self) -> tuple[str | int, ...]:
+        """What an attempt is remembered by: (id, attempt) without a sequence — the key of
+        earlier releases, so an attempt in flight across an upgrade is not run twice — and
+        (id, sequence, attempt) with one."""
+        if self.sequence is None:
+            return (self.download_id, self.attempt)
+        return (self.download_id, self.sequence, self.attempt)
 
     def to_body(self) -> str:
         """The JSON body that puts this request on the queue (contract shape 2)."""
         body: dict[str, Any] = {"download_id": self.download_id, "attempt": self.attempt}
+        if self.sequence is not None:
+            body["sequence"] = self.sequence
         if self.reason:
             body["reason"] = self.reason
         return json.dumps(body, separators=(",", ":"))
@@ -93,7 +116,20 @@ def _from_event(event: dict[str, Any]) -> RetryRequest:
     return RetryRequest(
         download_id=validate_download_id(detail["download_id"]),
         reason=_reason(reason) if isinstance(reason, str) else f"event {event.get('detail-type')}",
+        reported_at=_event_time(event.get("time")),
     )
+
+
+def _event_time(value: object) -> float | None:
+    # EventBridge writes ISO 8601 UTC to the second ("2026-12-05T10:00:00Z"); anything
+    # else is ignored (the SQS send time stands in), never poison: the id is what matters.
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo else None
 
 
 def _from_request(document: dict[str, Any]) -> RetryRequest:
@@ -103,6 +139,9 @@ def _from_request(document: dict[str, Any]) -> RetryRequest:
     # bool is an int subclass; "attempt": true is a wrong type, not attempt 1.
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise PoisonMessage("attempt must be a whole number of at least 1")
+    sequence = document.get("sequence")
+    if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1):
+        raise PoisonMessage("sequence must be a whole number of at least 1")
     reason = document.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise PoisonMessage("reason must be a string")
@@ -110,6 +149,7 @@ def _from_request(document: dict[str, Any]) -> RetryRequest:
         download_id=validate_download_id(document["download_id"]),
         attempt=attempt,
         reason=_reason(reason) if reason else None,
+        sequence=sequence,
     )
 
 

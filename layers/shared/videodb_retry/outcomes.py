@@ -44,11 +44,17 @@ class Outcome:
     elapsed_seconds: float = 0.0
     error: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    sequence: int | None = None  # the retry sequence (None: an attempt from before they were numbered)
 
     @property
     def will_retry(self) -> bool:
         """True when this attempt failed or timed out and another attempt is allowed."""
         return self.ending is not Ending.DONE and self.attempt < self.max_attempts
+
+    @property
+    def ends_sequence(self) -> bool:
+        """True when this was the sequence's last attempt: done, or no attempt is left."""
+        return not self.will_retry
 
     @property
     def detail_type(self) -> str:
@@ -67,6 +73,7 @@ class Outcome:
             "status": self.ending.value,
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
+            "sequence": self.sequence,
             "polls": self.polls,
             "elapsed_seconds": round(self.elapsed_seconds, 1),
             "will_retry": self.will_retry,
@@ -84,6 +91,7 @@ class Outcome:
             download_id=self.download_id,
             attempt=self.attempt + 1,
             reason=clean_text(f"attempt {self.attempt} {self.ending.value}: {why}"),
+            sequence=self.sequence,
         )
 
     def for_workflow(self, settings: Settings) -> dict[str, Any]:

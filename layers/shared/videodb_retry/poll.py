@@ -53,6 +53,7 @@ class PollState:
     started_at: float
     deadline_at: float
     polls: int
+    sequence: int | None = None  # the retry sequence (absent in executions started before)
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> PollState:
@@ -66,6 +67,7 @@ class PollState:
                 started_at=float(state["started_at"]),
                 deadline_at=float(state["deadline_at"]),
                 polls=int(state.get("polls", 0)),
+                sequence=_sequence(state),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
@@ -80,6 +82,7 @@ class PollState:
             "started_at": self.started_at,
             "deadline_at": self.deadline_at,
             "polls": self.polls,
+            **({} if self.sequence is None else {"sequence": self.sequence}),
         }
 
     @classmethod
@@ -100,7 +103,13 @@ class PollState:
             started_at=number("started_at", now),
             deadline_at=number("deadline_at", now),
             polls=int(number("polls", 0)),
+            sequence=int(number("sequence", 0)) or None,
         )
+
+
+def _sequence(state: dict[str, Any]) -> int | None:
+    value = state.get("sequence")
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,7 @@ def _end(
         elapsed_seconds=now - current.started_at,
         error=error,
         result=result or {},
+        sequence=current.sequence,
     )
     return Ended(carried, outcome)
 
@@ -239,7 +249,7 @@ def _end(
 def _carried(state: dict[str, Any]) -> dict[str, Any]:
     # Carry the identifying fields forward as they came (the state machine sees them
     # unchanged); per-step fields are dropped so the state stays small.
-    keep = ("download_id", "job_id", "output_url", "attempt", "started_at", "deadline_at")
+    keep = ("download_id", "job_id", "output_url", "attempt", "sequence", "started_at", "deadline_at")
     return {key: state[key] for key in keep if key in state}
 
 

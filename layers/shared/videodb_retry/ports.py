@@ -1,13 +1,14 @@
 """The outside world as the rules see it: small Protocols, implemented by the adapters.
 
-The rule modules (retry_attempt, record_delivery, poll, sweeper, outcomes, breaker_control)
-are typed against these and import no boto3, requests or adapter module
+The rule modules (retry_attempt, record_delivery, poll, sweeper, outcomes, breaker_control,
+sequence) are typed against these and import no boto3, requests or adapter module
 (``tests/unit/test_layer_imports.py``). The adapters implement them: ``client.VideoDBClient``
 (HTTP), ``dead_letter.DeadLetterQueue``, ``queue_aws.VisibilityBackoff`` (SQS),
 ``workflow.WorkflowStarter`` (Step Functions), ``outcomes_aws.OutcomePublisher`` (SQS and
-EventBridge), ``ledger.DynamoDBLedger``, ``sweeper_aws`` (DynamoDB claims and cursor, EventBridge) and
-``breaker_aws`` (DynamoDB, Lambda, EventBridge); the functions in ``functions/`` wire them
-together. The tests' in-memory versions are in ``tests/fakes.py``.
+EventBridge), ``ledger.DynamoDBLedger``, ``sequence_aws.DynamoDBSequenceStore``,
+``sweeper_aws`` (DynamoDB claims and cursor, EventBridge) and ``breaker_aws`` (DynamoDB,
+Lambda, EventBridge); the functions in ``functions/`` wire them together. The tests' in-memory
+versions are in ``tests/fakes.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # types only: no import cycle, nothing loaded at run time
     from videodb_retry.breaker import Bucket, Mode, State
     from videodb_retry.messages import RetryRequest
     from videodb_retry.outcomes import Outcome
+    from videodb_retry.sequence import SequenceRecord
     from videodb_retry.status import JobStatus
     from videodb_retry.sweep_cursor import SweepCursor
 
@@ -83,6 +85,17 @@ class Ledger(Protocol):
     ) -> tuple[dict[str, Any], bool]: ...
 
     def register_lambda_context(self, context: Any) -> None: ...
+
+
+class SequenceStore(Protocol):
+    """Where each download's retry sequences are kept (one record per download)."""
+
+    def load(self, download_id: str) -> SequenceRecord | None: ...
+
+    def save(self, record: SequenceRecord, expires_at: float) -> None:
+        """Store ``record`` as version ``record.version + 1`` if the stored one is still
+        ``record.version``; else raise :class:`~videodb_retry.sequence.SequenceConflict`."""
+        ...
 
 
 class FailureClaims(Protocol):

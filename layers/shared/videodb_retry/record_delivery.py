@@ -68,11 +68,13 @@ class RecordDelivery:
     def handle(self, record: QueueRecord, remaining_ms: int | None) -> RecordResult:
         """Process ``record``; raise to report it as a batch item failure."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
+        sent = record.attributes.sent_timestamp  # epoch milliseconds, as SQS gives it
         message = InboundMessage(
             body=record.body,
             message_id=record.message_id,
             receive_count=receive_count,
             redriven=is_redriven(record.message_attributes or {}),
+            sent_at=int(sent) / 1000 if sent else None,
         )
         if remaining_ms is not None and remaining_ms < self._reserve_ms:
             self._postpone(record, UNSTARTED_DELAY_SECONDS)

@@ -5,7 +5,12 @@ What happens to the record:
 - VideoDB is processing the retry -> the wait/poll workflow is started (record done);
 - VideoDB answers done or failed at once -> the outcome is settled here (record done);
 - the attempt was already handled (a duplicate delivery) -> nothing is done again (record done);
+- a failure report for a download whose retry sequence runs, or sent before it ended -> a
+  duplicate; past the bound on sequences -> dead-lettered with the reason (see sequence.py);
 - a transient error -> raised, so the batch reports this record failed and SQS redelivers it.
+
+A failure report begins a retry sequence; each of its attempts carries the sequence's number,
+and the sequence is ended here (after its last attempt settled) or by the poll function.
 
 The two steps with outside effects, *issue* (the POST) and *settle* (what follows it), each run
 once per attempt through the :class:`~videodb_retry.ports.Ledger`, so a redelivery after a
@@ -17,7 +22,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgress
@@ -26,7 +31,9 @@ from videodb_retry.observability import ENDING_METRICS, Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome
 from videodb_retry.poll import PollState
 from videodb_retry.ports import DeadLetters, Ledger, OutcomeSink, VideoDB, Workflows
+from videodb_retry.retry_sequences import RetrySequences
 from videodb_retry.sanitise import clean_text
+from videodb_retry.sequence import Report, Verdict
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState, JobStatus
 
@@ -50,6 +57,7 @@ class InboundMessage:
     message_id: str
     receive_count: int = 1
     redriven: bool = False  # moved back from the DLQ (see dead_letter.is_redriven)
+    sent_at: float | None = None  # SQS's SentTimestamp, in seconds
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,11 @@ class RetryService:
         workflows: Workflows,
         outcomes: OutcomeSink,
         ledger: Ledger,
+        sequences: RetrySequences,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._sequences = sequences
         self._videodb = videodb
         self._dead_letters = dead_letters
         self._workflows = workflows
@@ -121,13 +131,23 @@ class RetryService:
             request = parse_body(message.body)
         except PoisonMessage as exc:
             count(Metric.POISON_MESSAGES)
-            return self.dead_letter(message, str(exc), "poison", None)
+            return self._send_dead_letter(message, str(exc), "poison", None)
         logger.thread_safe_append_keys(download_id=request.download_id, attempt=request.attempt)
-        if request.attempt > self._settings.max_retry_attempts:
+        if request.is_report or message.redriven:
+            # A message moved back from the DLQ is an operator's new report, whatever it held.
+            admitted = self._admit(message, request)
+            if isinstance(admitted, RecordResult):
+                return admitted
+            request = admitted
+        elif request.attempt > self._settings.max_retry_attempts:
             reason = (
                 f"attempt {request.attempt} exceeds MaxRetryAttempts ({self._settings.max_retry_attempts})"
             )
             return self.dead_letter(message, reason, "attempts_exhausted", request.download_id)
+        elif request.sequence is not None and not self._sequences.carry_on(
+            request.download_id, request.sequence, self._clock()
+        ):
+            return self._duplicate(f"retry sequence {request.sequence} has ended or was superseded")
         try:
             stored, _ = self._ledger.once("issue", request, lambda: self._issue(request).to_record())
             issued = Issued.from_record(stored)
@@ -140,15 +160,12 @@ class RetryService:
             )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
-        if replayed and issued.refusal is not None and message.redriven:
-            # The refused attempt moved back from the DLQ: VideoDB is not asked again, but the
-            # message must not vanish either; it goes back with the reason. A second copy of
-            # the original failure (no DLQ attributes) is a duplicate: its twin was dead-lettered.
-            refusal = issued.refusal
-            return self.dead_letter(message, refusal.reason, refusal.code, request.download_id)
+        result = RecordResult(settled["result"])
+        # After the settle step, replayed too: a redelivery after a refused write ends it then.
+        self._end_if_last(request, result)
         if replayed:
             return self._duplicate("this attempt was already handled")
-        return RecordResult(settled["result"])
+        return result
 
     def dead_letter(
         self,
@@ -157,7 +174,47 @@ class RetryService:
         code: str,
         download_id: str | None,
     ) -> RecordResult:
-        """Send ``message`` to the DLQ with its reason; raises if the DLQ refuses it."""
+        """Send ``message`` to the DLQ with its reason and end the retry sequence it belongs to
+        (its last attempt is over); raises if the DLQ refuses it."""
+        result = self._send_dead_letter(message, reason, code, download_id)
+        if download_id is not None:
+            try:
+                request = parse_body(message.body)
+            except PoisonMessage:
+                return result
+            # A report (a redriven message is one, whatever its body says) ends the sequence
+            # it began, if any; a re-queued attempt the sequence its body names.
+            if request.is_report or message.redriven:
+                self._sequences.end(download_id, "dead_lettered", self._clock(), begun_by=message.message_id)
+            elif request.sequence is not None:
+                self._sequences.end(download_id, "dead_lettered", self._clock(), number=request.sequence)
+        return result
+
+    def _admit(self, message: InboundMessage, request: RetryRequest) -> RetryRequest | RecordResult:
+        """Begin a retry sequence for a failure report, or say why not (duplicate, refused)."""
+        now = self._clock()
+        sent_at = request.reported_at or message.sent_at or now
+        report = Report(message_id=message.message_id, sent_at=sent_at, redriven=message.redriven)
+        admission = self._sequences.begin(request.download_id, report, now)
+        if admission.verdict is Verdict.DUPLICATE:
+            return self._duplicate(admission.reason)
+        if admission.verdict is Verdict.REFUSED:
+            return self._send_dead_letter(
+                message, admission.reason, "sequences_exhausted", request.download_id
+            )
+        logger.thread_safe_append_keys(sequence=admission.number)
+        return replace(request, sequence=admission.number, attempt=1)
+
+    def _end_if_last(self, request: RetryRequest, result: RecordResult) -> None:
+        last = result in (RecordResult.SUCCEEDED, RecordResult.DEAD_LETTERED) or (
+            result is RecordResult.FAILED and request.attempt >= self._settings.max_retry_attempts
+        )
+        if last and request.sequence is not None:
+            self._sequences.end(request.download_id, result.value, self._clock(), request.sequence)
+
+    def _send_dead_letter(
+        self, message: InboundMessage, reason: str, code: str, download_id: str | None
+    ) -> RecordResult:
         self._dead_letters.send(
             body=message.body,
             reason=reason,
@@ -191,8 +248,10 @@ class RetryService:
     def _settle(self, message: InboundMessage, request: RetryRequest, issued: Issued) -> RecordResult:
         if issued.refusal is not None:
             count(Metric.PERMANENT_ERRORS)
-            self.dead_letter(message, issued.refusal.reason, issued.refusal.code, request.download_id)
-            return RecordResult.DEAD_LETTERED
+            # The sequence is ended after the settle step (``_end_if_last``), not here.
+            return self._send_dead_letter(
+                message, issued.refusal.reason, issued.refusal.code, request.download_id
+            )
         assert issued.status is not None, "an Issued holds a status or a refusal"
         logger.thread_safe_append_keys(job_id=issued.status.job_id)
         return self._route(request, issued.status)
@@ -219,6 +278,7 @@ class RetryService:
             started_at=now,
             deadline_at=now + self._settings.poll_deadline_seconds,
             polls=0,
+            sequence=request.sequence,
         )
         # The execution's input: the state the poll function reads back (PollState.from_dict).
         state = {
@@ -245,6 +305,7 @@ class RetryService:
             job_id=status.job_id,
             error=error,
             result=status.result,
+            sequence=request.sequence,
         )
         self._outcomes.settle(outcome)
         count(ENDING_METRICS[ending])

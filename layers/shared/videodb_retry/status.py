@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from videodb_retry.sanitise import clean_text
+
 
 class JobState(enum.StrEnum):
     """Where a VideoDB job stands."""
@@ -83,7 +85,6 @@ DECISIONS: dict[tuple[StatusWord, Success], Verdict] = {
 
 # Result fields carried into the outcome event, wherever VideoDB put them (data first).
 RESULT_FIELDS = ("name", "download_url", "stream_url", "player_url", "url")
-ERROR_TEXT_LIMIT = 1024
 _BLANKS = re.compile(r"[\s_-]+")
 
 
@@ -168,7 +169,7 @@ def parse_job_response(body: object, download_id: str | None = None) -> JobStatu
     named = _first_text([value for layer in layers for value in _named_ids(layer)])
     if download_id is not None and named is not None and named != download_id:
         state, result = JobState.FAILED, {}
-        error = f"VideoDB answered about download {named!r}, not {download_id!r}"[:ERROR_TEXT_LIMIT]
+        error = clean_text(f"VideoDB answered about download {named!r}, not {download_id!r}")
     return JobStatus(
         state=state,
         job_id=_text(data.get("id")),
@@ -217,7 +218,9 @@ def _error_text(layers: list[dict[str, Any]]) -> str | None:
         data = _data(layer)
         candidates += [layer.get("message"), data.get("error"), layer.get("error"), data.get("message")]
     text = _first_text(candidates)
-    return text[:ERROR_TEXT_LIMIT] if text else None
+    # Cleaned and capped by the one rule for VideoDB's text (sanitise.MAX_TEXT_CHARS), as the
+    # 4xx paths' message is (client.py): every path carries the same text.
+    return clean_text(text) if text else None
 
 
 def _why_failed(raw: str | None, success: object) -> str:
