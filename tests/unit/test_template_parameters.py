@@ -89,6 +89,10 @@ LIMITS: dict[str, Limit] = {
     "RetryBatchingWindowSeconds": Limit(f"{LAMBDA_ESM}: MaximumBatchingWindowInSeconds 0-300", 0, 300),
     "RetryBatchConcurrency": Limit("app rule", 1, 100),
     "RetryMaxConcurrency": Limit(f"{LAMBDA_ESM}: ScalingConfig MaximumConcurrency 2-1,000", 2, 1000),
+    "ConcurrencyBudget": Limit(
+        "app rule: Budgets.minimum_concurrency (2 retry, 1 breaker, 1 sweep, one 8 s poll)", 12, 100000
+    ),
+    "VideoDBRequestsPerSecond": Limit("app rule: one poll and one intake request a second", 2, 10000),
     "SweeperEnabled": Limit("switch", allowed=("true", "false")),
     "SweepRateMinutes": Limit(
         "rate(N minutes) needs N >= 2 (plural unit); app: N <= 60, the shortest look-back", 2, 60
