@@ -66,12 +66,7 @@ LIMITS: dict[str, Limit] = {
         "EventBridge PutEvents DetailType (app bound 1-128)", min_length=1, max_length=128
     ),
     "EventBusName": Limit("EventBridge event bus name: 1-256 of [/.\\-_A-Za-z0-9]", pattern=True),
-    "PollFirstWaitSeconds": Limit("app rule: slept inside the poll function's first invocation", 1, 30),
-    "PollBackoffFactor": Limit("app rule: a decimal factor", pattern=True),
-    "PollMaxWaitSeconds": Limit("app rule: one inline wait, slept inside the poll function", 1, 30),
-    "PollInlineSeconds": Limit(
-        "app rule: the first invocation's inline schedule (it stops before its Timeout)", 0, 600
-    ),
+    "PollFirstWaitSeconds": Limit("app rule: the workflow's first Wait, within the detection goal", 1, 30),
     "PollDeadlineSeconds": Limit("app rule: one day (a Standard execution may run a year)", 1, 86400),
     "PollMaxPolls": Limit("Step Functions history quota 25,000 events: 700 polls write about 21,000", 1, 700),
     "MaxRetryAttempts": Limit("app rule", 1, 20),

@@ -82,3 +82,22 @@ class GatedVideoDB:
             if wait > self._patience():
                 raise RequestDeferred(kind.value, retry_after=1)
             self._sleep(wait)
+
+
+class TimeLeft:
+    """How long a request may wait for a token in the current invocation: its time left
+    minus ``reserve_seconds`` (the request itself and the work after it)."""
+
+    def __init__(self, reserve_seconds: float) -> None:
+        self._reserve = reserve_seconds
+        self._context: Any = None
+
+    def register(self, context: Any) -> None:
+        """Remember the invocation's Lambda context (one invocation at a time per container)."""
+        self._context = context
+
+    def patience(self) -> float:
+        """Seconds a request may still wait (0 with no invocation registered)."""
+        if self._context is None:
+            return 0.0
+        return self._context.get_remaining_time_in_millis() / 1000 - self._reserve

@@ -27,11 +27,8 @@ class Settings:
     connect_timeout_seconds: float = 3.05
     # The retry call "returns immediately"; a slow answer is better retried than waited for.
     read_timeout_seconds: float = 10.0
-    # The first invocation's inline poll schedule (see poll.inline_schedule).
-    poll_first_wait_seconds: int = 4
-    poll_backoff_factor: float = 2.0
-    poll_max_wait_seconds: int = 8
-    poll_inline_seconds: int = 44
+    # The workflow's Wait before the first poll (later waits are its Retry's, see poll.py).
+    poll_first_wait_seconds: int = 15
     poll_deadline_seconds: int = 7200
     poll_max_polls: int = 500
     max_retry_attempts: int = 3
@@ -110,9 +107,6 @@ class Settings:
             connect_timeout_seconds=number("HTTP_CONNECT_TIMEOUT_SECONDS", d.connect_timeout_seconds, float),
             read_timeout_seconds=number("HTTP_READ_TIMEOUT_SECONDS", d.read_timeout_seconds, float),
             poll_first_wait_seconds=int(number("POLL_FIRST_WAIT_SECONDS", d.poll_first_wait_seconds)),
-            poll_backoff_factor=number("POLL_BACKOFF_FACTOR", d.poll_backoff_factor, float),
-            poll_max_wait_seconds=int(number("POLL_MAX_WAIT_SECONDS", d.poll_max_wait_seconds)),
-            poll_inline_seconds=int(number("POLL_INLINE_SECONDS", d.poll_inline_seconds)),
             poll_deadline_seconds=int(number("POLL_DEADLINE_SECONDS", d.poll_deadline_seconds)),
             poll_max_polls=int(number("POLL_MAX_POLLS", d.poll_max_polls)),
             max_retry_attempts=int(number("MAX_RETRY_ATTEMPTS", d.max_retry_attempts)),
