@@ -40,11 +40,13 @@ from videodb_retry.status import JobState
 LADDER_FIRST_SECONDS = 15
 LADDER_FACTOR = 1.25
 LADDER_CAP_SECONDS = 900
-# A deferred poll waits 1, 2, 4 ... s, at most 30 s (jittered), counted by its deferrals in
-# this attempt: short while the budget frees up each second, growing when it stays spent so
-# the execution's history grows slowly (25,000 events, Step Functions quotas).
-DEFERRAL_CAP_SECONDS = 30
-DEFERRAL_JITTER = 0.5
+# A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
+# deferrals in this attempt: short while the budget frees up each second, growing when it
+# stays spent, so that even a day of deferrals (PollDeadlineSeconds' maximum) writes under a
+# thousand rounds into the execution's history (25,000 events, Step Functions quotas;
+# tests/integration/test_history_limit.py).
+DEFERRAL_CAP_SECONDS = 120
+DEFERRAL_JITTER = 0.25
 
 
 class TransientPollError(Exception):
