@@ -18,6 +18,7 @@ Rules encoded here:
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import boto3
@@ -32,14 +33,21 @@ GATE_TTL_SECONDS = 3600  # a window's count is only read during that second
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=1)
 
 
+@cache
+def gate_client() -> Any:
+    """The DynamoDB client the gate counts with (short timeouts), one per process, built where a
+    handler module builds its gate: before any worker thread runs (boto3 clients are not built
+    thread-safely)."""
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
 class DynamoDBRequestGate:
     """Counts takes per class and window in DynamoDB; ``budgets`` decides."""
 
     def __init__(self, table_name: str, budgets: Budgets, dynamodb: Any = None) -> None:
         self._table = table_name
         self._budgets = budgets
-        # Built here, before any worker thread runs (boto3 clients are not built thread-safely).
-        self._dynamodb = dynamodb or boto3.client("dynamodb", config=_CONFIG)
+        self._dynamodb = dynamodb or gate_client()
 
     def take(self, kind: RequestKind, now: float) -> bool:
         """Count one take of ``kind``'s class in ``now``'s window; True when it is admitted."""
