@@ -23,8 +23,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from videodb_retry.budgets import Budgets, RequestKind, request_class, window_of
+from videodb_retry.errors import TransientError
 
 GATE_KEY = "gate#{cls}#{window}"
 GATE_TTL_SECONDS = 3600  # a window's count is only read during that second
@@ -52,15 +54,20 @@ class DynamoDBRequestGate:
     def take(self, kind: RequestKind, now: float) -> bool:
         """Count one take of ``kind``'s class in ``now``'s window; True when it is admitted."""
         window = window_of(now)
-        answer = self._dynamodb.update_item(
-            TableName=self._table,
-            Key={"id": {"S": GATE_KEY.format(cls=request_class(kind).value, window=window)}},
-            UpdateExpression="ADD used :one SET expiration = if_not_exists(expiration, :expires)",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":expires": {"N": str(window + GATE_TTL_SECONDS)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        try:
+            answer = self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"id": {"S": GATE_KEY.format(cls=request_class(kind).value, window=window)}},
+                UpdateExpression="ADD used :one SET expiration = if_not_exists(expiration, :expires)",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":expires": {"N": str(window + GATE_TTL_SECONDS)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # Not a refusal by the budget: the count could not be taken. Transient, with AWS's
+            # reason (the poll is retried by the workflow, the record redelivered by SQS).
+            raise TransientError(f"the request budget's count was not taken: {exc}") from None
         used_before = int(answer["Attributes"]["used"]["N"]) - 1
         return self._budgets.admits(kind, used_before)
