@@ -30,9 +30,12 @@ from bench.common import (
     ratio,
     sqs_event,
 )
+from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
 
 KEY = "overhead"
-TARGET = 1 / 1.5  # handler records/s at least this fraction of the bare loop's
+# No target (issue 20 item 8): the goal of 1/1.5 of a bare POST loop is retired. Three AWS calls
+# per record (the idempotency record's put and update, the workflow's start) are the price of
+# per-attempt idempotency; the figure keeps showing what they cost.
 
 
 def _handler_round(function: Any, sandbox: Any, records: int, batch_size: int) -> float:
@@ -78,7 +81,8 @@ def measure(
     """Records per second: warm handler vs bare POST loop, interleaved rounds."""
     figure = Figure(KEY, "Per-record overhead")
     records_per_round = max(batch_size, records_per_round - records_per_round % batch_size)
-    with bench_stack(latency_seconds=0.0) as (sandbox, stack), quiet():
+    # Budgets that never bind: the figure measures the handler, not the request budget's pace.
+    with bench_stack(latency_seconds=0.0, overrides=BUDGETS_NEVER_BINDING) as (sandbox, stack), quiet():
         fakes = FakeAws()
         function = load_function(stack, "RetryFunction")
         fakes.install()
@@ -124,8 +128,8 @@ def measure(
             measured=f"{handler_rate:,.0f} records/s (+{per_record * 1000:.1f} ms/record over a bare POST)",
             baseline=f"{bare_rate:,.0f} POSTs/s (bare `requests.Session().post` loop)",
             ratio=ratio(handler_rate / bare_rate),
-            target=f"≥ {TARGET:.2f}x (1/1.5)",
-            met=handler_rate / bare_rate >= TARGET,
+            target="— (goal retired: per-attempt idempotency's AWS calls)",
+            met=None,
             command=command(KEY),
         )
     )
@@ -134,6 +138,9 @@ def measure(
         f"{batch_size} records, the bare loop one POST per record on one `requests.Session`.",
         f"AWS calls per record (all answered by the fakes): {calls_per_record:.1f} — "
         + ", ".join(f"{name} {count}" for name, count in sorted(aws_calls.items())),
+        "No target: the goal of 1/1.5 of the bare loop is retired (issue 20). The idempotency "
+        "ledger's put and update and the workflow's start are the price of doing each attempt once, "
+        "and the request budget's token (one more UpdateItem) the price of holding the budgets.",
     ]
     if breakdown:
         whole = breakdown["handler"] or 1.0

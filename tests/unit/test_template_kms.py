@@ -157,7 +157,8 @@ RETRY_NEEDS = (
 )
 EXPECTED = {
     "RetryFunctionRole": RETRY_NEEDS,
-    # The poll function reads the secret and ends retry sequences (their items in the table).
+    # The poll function reads the secret, takes a token from the request budget's counts and
+    # ends retry sequences (both items in the table).
     "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
     | _decrypt_send("dynamodb")
     | {("kms:DescribeKey", KEY, via("dynamodb"))},
