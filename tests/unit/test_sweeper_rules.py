@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from videodb_retry.errors import RequestDeferred
 from videodb_retry.settings import Settings
 from videodb_retry.sweep_cursor import Anchor, SweepCursor
-from videodb_retry.sweeper import STOP_END, STOP_LOOKBACK, STOP_PAGES, STOP_TIME, Sweeper
+from videodb_retry.sweeper import STOP_BUDGET, STOP_END, STOP_LOOKBACK, STOP_PAGES, STOP_TIME, Sweeper
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LOOKBACK_HOURS = 1.0
@@ -212,6 +213,32 @@ def test_a_failing_page_call_records_the_run_as_failed_and_keeps_the_cursor():
         sweeper.sweep(NOW + timedelta(minutes=1))
     assert cursors.cursor is not None and cursors.cursor.next_page == saved.next_page
     assert cursors.cursor.last_run["stopped"] == "error"
+
+
+def test_a_spent_request_budget_ends_the_run_in_order_and_the_next_run_resumes():
+    # Our own budget (RequestDeferred: nothing sent) is load, not a failure: the run ends
+    # without raising (no errors alarm), the cursor stays, and the pass goes on next run.
+    listing = Listing(newest_first=False)
+    ages(listing, range(0, 40, 2))
+    sweeper, events, cursors = make(listing, page_size=3, max_pages=2)
+    sweeper.sweep(NOW)
+    saved = cursors.cursor
+    assert saved is not None
+    real = listing.list_downloads
+
+    def spent(page_index: int = 0, count: int = 100) -> list[dict[str, Any]]:
+        raise RequestDeferred("sweep")
+
+    listing.list_downloads = spent  # type: ignore[method-assign]
+    report = sweeper.sweep(NOW + timedelta(minutes=1))
+    assert report.stopped == STOP_BUDGET and report.pages == 0
+    assert cursors.cursor is not None and cursors.cursor.next_page == saved.next_page
+    listing.list_downloads = real  # type: ignore[method-assign]
+    for minute in range(2, 30):
+        if sweeper.sweep(NOW + timedelta(minutes=minute)).pass_complete:
+            break
+    assert set(events.published) == {r["id"] for r in listing.records if r["status"] == "error"}
+    assert max(events.published.values()) == 1
 
 
 def test_one_page_a_run_is_refused_it_would_never_advance():

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from videodb_retry.errors import TransientError
+from videodb_retry.errors import RequestDeferred, TransientError
 from videodb_retry.messages import is_valid_download_id
 from videodb_retry.ports import FailureClaims, FailureEvents, SweepCursors, VideoDB
 from videodb_retry.settings import Settings
@@ -41,6 +41,7 @@ STOP_END = "end"  # a short page: the list's end, pass done
 STOP_PAGES = "pages"  # max_pages read; the pass goes on next run
 STOP_TIME = "time"  # too little time left for a page; the pass goes on next run
 STOP_ERROR = "error"  # a call failed; the pass goes on next run from the last page finished
+STOP_BUDGET = "budget"  # the shared request budget had no token in time; the pass goes on next run
 
 
 @dataclass
@@ -232,7 +233,13 @@ class Sweeper:
             if time_left is not None and time_left() < TIME_RESERVE_SECONDS:
                 report.stopped = STOP_TIME
                 return cursor
-            page = self._videodb.list_downloads(page_index=page_index, count=self._page_size)
+            try:
+                page = self._videodb.list_downloads(page_index=page_index, count=self._page_size)
+            except RequestDeferred:
+                # Our own request budget, not a failure: nothing was sent, the pass resumes
+                # next run (an error here would fire the errors alarm on ordinary load).
+                report.stopped = STOP_BUDGET
+                return cursor
             report.pages += 1
             report.listed += len(page)
             newest_first = cursor.newest_first if cursor.in_pass else True
