@@ -20,6 +20,7 @@ RULES = {
     "breaker",
     "breaker_control",
     "errors",
+    "http_answers",
     "messages",
     "origin",
     "outcomes",
