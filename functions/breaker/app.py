@@ -15,13 +15,23 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
 from videodb_retry.breaker_control import Breaker, probe_answered, thresholds_from_env
+from videodb_retry.budgets import RequestKind
+from videodb_retry.gated_videodb import GatedVideoDB
 from videodb_retry.observability import logger, metrics
+from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.settings import current
 from videodb_retry.videodb_on_first_use import VideoDBOnFirstUse
 
 settings = current()
-# Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then.
-videodb = VideoDBOnFirstUse(settings)
+# Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then. The
+# probe takes an intake token from the shared request budget, and does not wait for one.
+videodb = GatedVideoDB(
+    VideoDBOnFirstUse(settings),
+    DynamoDBRequestGate(settings.idempotency_table_name, settings.budgets),
+    now=time.time,
+    sleep=time.sleep,
+    list_kind=RequestKind.PROBE,
+)
 MAX_REASON_CHARS = 500
 
 

@@ -22,8 +22,6 @@ API_KEY = "sk-integration-key"
 # Waits of one or two seconds and a short deadline keep each scenario to a few seconds.
 FAST = {
     "PollFirstWaitSeconds": 1,
-    "PollBackoffFactor": "1.5",
-    "PollMaxWaitSeconds": 1,
     "PollDeadlineSeconds": 3,
     "RequeueDelaySeconds": 1,
     "MaxRetryAttempts": 3,

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from videodb_retry import breaker
 from videodb_retry.breaker import Announcement, Change, Mode, State, Thresholds
-from videodb_retry.errors import TransientError
+from videodb_retry.errors import RequestDeferred, TransientError
 from videodb_retry.observability import count, logger
 from videodb_retry.ports import Announcer, BreakerStore, BreakerSwitch
 
@@ -41,6 +41,10 @@ def probe_answered(videodb: DownloadLister) -> bool:
     """One cheap, read-only call (the first download of the list): did VideoDB answer?"""
     try:
         videodb.list_downloads(page_index=0, count=1)
+    except RequestDeferred:
+        # Not VideoDB's answer: our own budget had no token; the next tick probes again.
+        logger.info("probe: deferred by the request budget")
+        return False
     except TransientError as exc:
         logger.info("probe: VideoDB still failing", extra={"error": f"{type(exc).__name__}: {exc}"})
         return False
