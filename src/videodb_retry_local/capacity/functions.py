@@ -13,7 +13,9 @@ matter here (holding a unit, the request stamps, the ledger's once-only steps) a
 
 The handlers mirror ``functions/*/app.py`` line for line, minus logging and metrics: the retry
 batch (``RecordDelivery.handle`` per record, the breaker's ``OutcomeCounter.record``), the poll
-step (``poll.follow_job``, ``JobStillRunning`` raised to the workflow), the breaker's tick.
+step (``poll.follow_job``: one request, ``JobStillRunning`` raised to the workflow), the
+breaker's tick. A retry invocation's requests may wait for the request budget's next window
+(``GatedVideoDB`` sleeps on the invocation's clock while it has time left).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from videodb_retry.breaker_control import Breaker, OutcomeCounter
-from videodb_retry.poll import Clock, follow_job
+from videodb_retry.poll import follow_job
 from videodb_retry.record_delivery import RecordDelivery
 from videodb_retry.settings import Settings
 
@@ -80,19 +82,19 @@ def retry_batch(
 def poll_invocation(
     clock: LocalClock, videodb: Any, settings: Settings, payload: dict[str, Any], start: float, timeout: float
 ) -> Invocation:
-    """One poll function invocation (``functions/poll/app.py``): the ended state, or the error
-    the workflow's Retry/Catch sees (the exception's class name, as Lambda reports it)."""
+    """One poll function invocation (``functions/poll/app.py``): the ended or deferred state,
+    or the error the workflow's Retry/Catch sees (the exception's class name, as Lambda
+    reports it). It makes at most one request and never sleeps."""
     clock.now = start + INVOKE_OVERHEAD_SECONDS
-    rule_clock = Clock(now=clock.time, sleep=clock.sleep)
     try:
-        ended = follow_job(payload, videodb, settings, rule_clock, lambda: start + timeout - clock.now)
+        result = follow_job(payload, videodb, settings, now=clock.now)
     except Exception as exc:
         name = type(exc).__name__
         cause = json.dumps({"errorMessage": str(exc), "errorType": name})
         return Invocation(duration=min(timeout, clock.now - start), error=name, cause=cause)
     if clock.now - start > timeout:
         return Invocation(duration=timeout, error="Sandbox.Timedout", cause="Task timed out")
-    return Invocation(duration=clock.now - start, result=ended.to_state(settings))
+    return Invocation(duration=clock.now - start, result=result.to_state(settings))
 
 
 def breaker_tick(clock: LocalClock, breaker: Breaker, start: float) -> Invocation:

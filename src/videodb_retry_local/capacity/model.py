@@ -22,12 +22,13 @@ from videodb_retry_local.capacity import functions
 from videodb_retry_local.capacity.costs import cost_usd
 from videodb_retry_local.capacity.counts import Counts
 from videodb_retry_local.capacity.deployment import Deployment, deployment
+from videodb_retry_local.capacity.gate import gated_wiring
 from videodb_retry_local.capacity.scenarios import Scenario
 from videodb_retry_local.capacity.series import Series
 from videodb_retry_local.capacity.sim_lambda import Account
 from videodb_retry_local.capacity.sim_sqs import Message
 from videodb_retry_local.capacity.sim_videodb import SimVideoDB
-from videodb_retry_local.capacity.stack import Stack, Wiring, plain_wiring
+from videodb_retry_local.capacity.stack import Stack, Wiring
 from videodb_retry_local.sandbox_downloads import Script
 
 DEFAULT_BUDGET = {"lambda_concurrency": 50, "videodb_rps": 10}  # BUDGET-INTERFACE's defaults
@@ -96,6 +97,8 @@ class _Run:
         self.scenario, self.scripts, self.deployed = scenario, scripts, deployed
         self.env = simpy.Environment()
         rng = random.Random(seed)  # noqa: S311 -- a seeded simulation, not a secret
+        # The layer's backoff jitters through the random module's own generator: seeded too.
+        random.seed(seed)
         by_id = dict(scripts)
         self.videodb = SimVideoDB(scenario.behaviour, rng, on_unknown_id=by_id.get)
         crowd = scenario.crowd
@@ -145,8 +148,8 @@ class _Run:
 def run_scenario(
     scenario: Scenario,
     overrides: dict[str, Any] | None = None,
-    wiring: Wiring = plain_wiring,
-    design: str = "today",
+    wiring: Wiring = gated_wiring,
+    design: str = "budgets",
     seed: int = 20,
 ) -> ScenarioResult:
     """Run ``scenario`` on the template deployed with ``overrides``; its figures."""
@@ -176,7 +179,8 @@ def _result(run: _Run, design: str, budget: dict[str, int]) -> ScenarioResult:
         job_seconds=scenario.longest_job,
         lost=len(unsettled - pending),
         duplicate_posts=sum(count - 1 for count in run.posts.values() if count > 1),
-        ended_by_throttling=sum(stack.executions.without_outcome.values()),
+        ended_by_throttling=sum(stack.executions.without_outcome.values())
+        + sum(stack.executions.by_throttle.values()),
         peak_lambda_concurrency=stack.account.peak,
         peak_videodb_rps=max(run.videodb.per_second.values(), default=0),
         drain_seconds=round(record.last_end, 1),
@@ -194,7 +198,7 @@ def _result(run: _Run, design: str, budget: dict[str, int]) -> ScenarioResult:
         refused_by_videodb=dict(run.videodb.refused),
         transitions=stack.executions.transitions,
         executions=stack.executions.started,
-        ended_without_outcome=dict(stack.executions.without_outcome),
+        ended_without_outcome=dict(stack.executions.without_outcome) | dict(stack.executions.by_throttle),
         receives=run.series.receives(stack),
         outcome_events=dict(record.events),
         series=run.series,
@@ -239,7 +243,7 @@ def model_counts(scenario: Sequence[tuple[str, Script]], parameters: dict[str, A
     deployed = deployment(parameters)
     restore = functions.quiet_rules()
     try:
-        run = _Run(plan, list(scenario), deployed, plain_wiring, seed=2)
+        run = _Run(plan, list(scenario), deployed, gated_wiring, seed=2)
         run.run()
     finally:
         restore()

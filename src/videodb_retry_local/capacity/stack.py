@@ -23,6 +23,7 @@ from videodb_retry.retry_attempt import RetryService
 from videodb_retry_local.capacity import aws_quotas, functions
 from videodb_retry_local.capacity.asl import Interpreter, Run, TaskFailure
 from videodb_retry_local.capacity.deployment import Deployment
+from videodb_retry_local.capacity.gate import Gated, SimDeferrals
 from videodb_retry_local.capacity.sim_lambda import Account, Function, HotKeys, TokenBucket
 from videodb_retry_local.capacity.sim_ports import (
     Announcer,
@@ -38,8 +39,9 @@ from videodb_retry_local.capacity.sim_ports import (
 from videodb_retry_local.capacity.sim_sqs import Queue, Received
 from videodb_retry_local.capacity.sim_videodb import SimVideoDB
 
-# The workflow's own endings after its outcome was announced (its Fail states).
-OUTCOME_ENDINGS = frozenset({None, "DownloadRetryFailed", "DownloadRetryTimedOut"})
+# Fail states the workflow reaches when the poll function could not run at all (throttled or
+# failing longer than the workflow retries it): announced, but ended by the throttle.
+ENDED_BY_THROTTLE = frozenset({"PollStepUnavailable"})
 AWS_TASK_SECONDS = 0.03  # assumed latency of a Step Functions service integration call
 BREAKER_TICK_SECONDS = 60  # the schedule's rate(1 minute)
 
@@ -61,6 +63,7 @@ class Executions:
     peak_running: int = 0
     transitions: int = 0
     without_outcome: Counter[str] = field(default_factory=Counter)  # error -> executions
+    by_throttle: Counter[str] = field(default_factory=Counter)  # Fail state -> executions
 
 
 class Stack:
@@ -82,6 +85,7 @@ class Stack:
         self.queue = Queue(env, deployed.visibility_timeout, deployed.max_receive_count, self._wake)
         self.executions = Executions()
         self.batches_running = 0
+        self.gated: Gated | None = None  # set by gate.gated_wiring
         self._running_ids: Counter[str] = Counter()
         self._wakeup: simpy.Event = env.event()
         for name, spec in deployed.functions.items():
@@ -99,6 +103,8 @@ class Stack:
             "arn:aws:states:::events:putEvents": self._put_events,
             "arn:aws:states:::dynamodb:updateItem": self._update_item,
         }
+        states = deployed.definition["States"].values()
+        self._fail_errors = {state.get("Error") for state in states if state["Type"] == "Fail"}
         self.interpreter = Interpreter(
             deployed.definition,
             integrations,
@@ -119,7 +125,8 @@ class Stack:
             ledger=self.ledger,
             clock=clock.time,
         )
-        self.delivery = RecordDelivery(settings, service, Visibility(clock, self.queue))
+        self.deferrals = SimDeferrals(clock, self.queue)
+        self.delivery = RecordDelivery(settings, service, Visibility(clock, self.queue), self.deferrals)
         self.breaker_store = BreakerStore(clock, self.hot)
         self.counter = (
             OutcomeCounter(self.deployed.thresholds, self.breaker_store, clock.time)
@@ -178,6 +185,8 @@ class Stack:
         if not self.account.acquire("retry", now):
             return False
         spec = self.deployed.retry
+        if self.gated is not None:  # TimeLeft reads the invocation's context
+            self.gated.retry_context.deadline = now + spec.timeout_seconds
         run = functions.retry_batch(
             self.clock,
             self.delivery,
@@ -223,7 +232,11 @@ class Stack:
         executions.running -= 1
         self._running_ids[str(state.get("download_id"))] -= 1
         executions.transitions += run.transitions
-        if run.error not in OUTCOME_ENDINGS:
+        if run.status == "SUCCEEDED":
+            return
+        if run.error in ENDED_BY_THROTTLE:
+            executions.by_throttle[str(run.error)] += 1
+        elif run.error not in self._fail_errors:
             executions.without_outcome[str(run.error)] += 1
 
     # -- service integrations of the workflow -------------------------------------------
@@ -245,7 +258,15 @@ class Stack:
 
     def _send_message(self, parameters: dict[str, Any], run: Run) -> Generator[simpy.Event, Any, Any]:
         yield self.env.timeout(AWS_TASK_SECONDS)
-        self.queue.send(str(parameters["MessageBody"]), self.env.now, int(parameters.get("DelaySeconds", 0)))
+        if "DeadLetterQueue" in str(parameters["QueueUrl"]):
+            attributes = parameters.get("MessageAttributes", {})
+            code = attributes.get("error_code", {}).get("StringValue", "unknown")
+            download_id = attributes.get("download_id", {}).get("StringValue")
+            self.record.dead_letter(str(code), download_id, self.env.now)
+        else:
+            self.queue.send(
+                str(parameters["MessageBody"]), self.env.now, int(parameters.get("DelaySeconds", 0))
+            )
         return {"MessageId": "sim"}
 
     def _put_events(self, parameters: dict[str, Any], run: Run) -> Generator[simpy.Event, Any, Any]:
