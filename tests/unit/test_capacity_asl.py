@@ -63,7 +63,9 @@ def _execute(definition: dict[str, Any], failures: int, data: dict[str, Any]) ->
     interpreter = Interpreter(definition, {FLAKY: flaky}, random.Random(1))
     process = env.process(interpreter.run(env, Run("x", data)))
     env.run()
-    return process.value, env.now, seen
+    run = process.value
+    assert isinstance(run, Run)
+    return run, env.now, seen
 
 
 def test_retry_waits_grow_by_the_backoff_rate_and_each_retry_is_billed() -> None:
