@@ -157,7 +157,7 @@ QUOTAS: tuple[Quota, ...] = (
         SQS_VISIBILITY,
     ),
     Quota(
-        "sqs_redrive",
+        "redrive",
         1,
         "flag",
         "a message past maxReceiveCount receives moves to the DLQ on its next receive (no reason)",

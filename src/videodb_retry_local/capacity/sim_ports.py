@@ -205,6 +205,7 @@ class Switch:
 
     enabled: bool = True
     concurrency: int = 2
+    on_change: Callable[[], None] = lambda: None  # wakes the mapping's pollers
     changes: int = 0
 
     def apply(self, mode: Mode, concurrency: int) -> bool:
@@ -213,6 +214,8 @@ class Switch:
         changed = (enabled, concurrency) != (self.enabled, self.concurrency)
         self.enabled, self.concurrency = enabled, concurrency
         self.changes += int(changed)
+        if changed:
+            self.on_change()
         return changed
 
 

@@ -3,8 +3,8 @@
 - A message has a receive count and a time it is visible from (``DelaySeconds`` on send, the
   visibility timeout on receive, ``ChangeMessageVisibility`` by the function). Receiving it
   adds one to its count; a message received more than ``maxReceiveCount`` times is moved to
-  the DLQ by redrive instead (with no reason: ``error_code`` ``sqs_redrive``). Sources:
-  ``aws_quotas`` (``sqs_redrive``, ``sqs_max_visibility``, ``sqs_inflight_standard``).
+  the DLQ by redrive instead (with no reason: ``error_code`` ``redrive``). Sources:
+  ``aws_quotas`` (``redrive``, ``sqs_max_visibility``, ``sqs_inflight_standard``).
 - The mapping runs at most ``MaximumConcurrency`` batches at once (0 while the breaker has
   disabled it); a batch is up to ``BatchSize`` visible messages. A batch the account throttles
   is not run: its messages stay in flight until their visibility timeout ends (``aws_quotas``

@@ -135,7 +135,7 @@ class Stack:
         )
 
     def _wire_breaker(self, wiring: Wiring) -> None:
-        self.switch = Switch(True, self.deployed.max_concurrency)
+        self.switch = Switch(True, self.deployed.max_concurrency, on_change=self._wake)
         probe_videodb = wiring("breaker", self.videodb, self) if self.deployed.breaker_enabled else None
         self.breaker = Breaker(
             self.deployed.thresholds,
@@ -168,10 +168,16 @@ class Stack:
                 if not self._invoke_retry(batch, now):
                     throttled = True  # the mapping backs off (1 s) before its next receive
                     break
+            # Sleep until something can change: a send, a batch ending, the breaker switching
+            # (each wakes it), the next message becoming visible, or 1 s after a throttle.
             self._wakeup = self.env.event()
             upcoming = self.queue.next_visible()
-            wait = 1.0 if throttled or upcoming is None else min(1.0, max(0.01, upcoming - now))
-            yield self.env.any_of([self._wakeup, self.env.timeout(wait)])
+            if throttled:
+                yield self.env.any_of([self._wakeup, self.env.timeout(1.0)])
+            elif self.batches_running >= limit or upcoming is None:
+                yield self._wakeup
+            else:
+                yield self.env.any_of([self._wakeup, self.env.timeout(max(0.01, upcoming - now))])
 
     def running_downloads(self) -> set[str]:
         """Downloads whose workflow execution is running."""
