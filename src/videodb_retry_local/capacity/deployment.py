@@ -22,7 +22,12 @@ from videodb_retry.settings import Settings
 from videodb_retry_local.intrinsics import Physical, PhysicalIds
 from videodb_retry_local.template import Template
 
-FUNCTIONS = {"retry": "RetryFunction", "poll": "PollFunction", "breaker": "BreakerFunction"}
+FUNCTIONS = {
+    "retry": "RetryFunction",
+    "poll": "PollFunction",
+    "breaker": "BreakerFunction",
+    "sweeper": "SweeperFunction",
+}
 
 
 class _AnyAttribute(dict[str, str]):

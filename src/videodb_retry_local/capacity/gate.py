@@ -80,6 +80,8 @@ class Gated:
     gate: SimGate
     retry_context: SimContext
     time_left: TimeLeft
+    sweeper_context: SimContext
+    sweeper_time_left: TimeLeft
 
 
 def gated_wiring(function: str, videodb: SimVideoDB, stack: Stack) -> Any:
@@ -91,11 +93,18 @@ def gated_wiring(function: str, videodb: SimVideoDB, stack: Stack) -> Any:
         reserve = settings.connect_timeout_seconds + settings.read_timeout_seconds + 5
         time_left = TimeLeft(reserve_seconds=reserve)
         time_left.register(context)
-        stack.gated = Gated(gate, context, time_left)
+        # The sweeper's reserve, as functions/sweeper/app.py sets it.
+        sweeper_context = SimContext(videodb.clock)
+        sweeper_time_left = TimeLeft(reserve_seconds=reserve + 5)
+        sweeper_time_left.register(sweeper_context)
+        stack.gated = Gated(gate, context, time_left, sweeper_context, sweeper_time_left)
     gated = stack.gated
     clock = videodb.clock
     if function == "retry":
         return GatedVideoDB(videodb, gated.gate, clock.time, clock.sleep, patience=gated.time_left.patience)
     if function == "breaker":
         return GatedVideoDB(videodb, gated.gate, clock.time, clock.sleep, list_kind=RequestKind.PROBE)
+    if function == "sweeper":
+        patience = gated.sweeper_time_left.patience
+        return GatedVideoDB(videodb, gated.gate, clock.time, clock.sleep, patience=patience)
     return GatedVideoDB(videodb, gated.gate, clock.time, clock.sleep, patience=no_patience)

@@ -53,6 +53,10 @@ class Scenario:
     crowd: Crowd | None = None
     account_quota: int = 1000
     reserve_budget: bool = False  # reserve the concurrency budget's split for our functions
+    swept: bool = False  # the failures are found by the sweeper (records in error), not sent
+    parameters: tuple[tuple[str, str], ...] = ()  # template parameter overrides
+    quiet_after: float = 0.0  # the run may end (nothing pending) only after this time
+    first_arrival: float = 0.0  # when the first download can reach the queue
     horizon: float = 24 * HOUR  # simulated seconds after the last arrival before the run stops
     sample_every: float = 10.0
 
@@ -63,7 +67,7 @@ class Scenario:
 
     def arrival(self, index: int) -> float:
         """When download ``index`` is sent."""
-        return 0.0 if self.rate is None else index / self.rate
+        return self.first_arrival + (0.0 if self.rate is None else index / self.rate)
 
     @property
     def outage_seconds(self) -> float:
@@ -125,6 +129,17 @@ def scenarios() -> list[Scenario]:
         # The account's other functions hold 990 of its 1,000 units for the first hour while
         # failures arrive at 1/s for 2 h.
         Scenario("crowded", downloads=int(2 * HOUR), rate=1.0, crowd=Crowd(0.0, HOUR, 990), horizon=8 * HOUR),
+        # The first sweep of an account with 5,000 downloads in error (SweeperEnabled).
+        Scenario(
+            "swept",
+            downloads=5000,
+            rate=None,
+            swept=True,
+            parameters=(("SweeperEnabled", "true"),),
+            quiet_after=16 * 60.0,
+            first_arrival=15 * 60.0,  # the first sweep: rate(15 minutes)
+            horizon=12 * HOUR,
+        ),
         # The same, with the budget's split reserved for our functions (issue 20 item 5's what-if).
         Scenario(
             "crowded-reserved",

@@ -38,6 +38,7 @@ from videodb_retry_local.capacity.sim_ports import (
 )
 from videodb_retry_local.capacity.sim_sqs import Queue, Received
 from videodb_retry_local.capacity.sim_videodb import SimVideoDB
+from videodb_retry_local.capacity.sweeping import sweeper_schedule
 
 # Fail states the workflow reaches when the poll function could not run at all (throttled or
 # failing longer than the workflow retries it): announced, but ended by the throttle.
@@ -86,6 +87,7 @@ class Stack:
         self.executions = Executions()
         self.batches_running = 0
         self.gated: Gated | None = None  # set by gate.gated_wiring
+        self.sweeps_failed = 0
         self._running_ids: Counter[str] = Counter()
         self._wakeup: simpy.Event = env.event()
         for name, spec in deployed.functions.items():
@@ -97,6 +99,7 @@ class Stack:
         self._wire_retry(wiring)
         self._wire_breaker(wiring)
         self.poll_videodb = wiring("poll", videodb, self)
+        self._sweeper_videodb = wiring("sweeper", videodb, self) if "sweeper" in deployed.functions else None
         integrations = {
             "arn:aws:states:::lambda:invoke": self._lambda_invoke,
             "arn:aws:states:::sqs:sendMessage": self._send_message,
@@ -153,6 +156,8 @@ class Stack:
         self.env.process(self._mapping())
         if self.deployed.breaker_enabled:
             self.env.process(self._breaker_schedule())
+        if self._sweeper_videodb is not None:
+            self.env.process(sweeper_schedule(self, self._sweeper_videodb))
 
     def _mapping(self) -> Generator[simpy.Event, Any, None]:
         """The event source mapping: batches while under MaximumConcurrency and the breaker
