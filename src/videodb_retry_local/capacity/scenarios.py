@@ -8,7 +8,8 @@ assumptions"); ``scale=`` shrinks the download counts for the quick run inside `
 
 **The floor** (``drain_floor_seconds``): the least time the binding budget allows, the largest of
 - requests: the VideoDB requests the scenario needs at minimum (one POST and one poll per
-  attempt: a job whose end the first poll sees) / ``videodb_rps``;
+  attempt: a job whose end the first poll sees) / ``videodb_rps`` (or VideoDB's own rate
+  limit, when the scenario sets a lower one);
 - concurrency: the Lambda seconds it needs at minimum (one POST and one poll per attempt at the
   scenario's mean latencies) / ``lambda_concurrency``;
 - time itself: the latest of each download's arrival plus its job (twice for a download whose
@@ -87,7 +88,9 @@ class Scenario:
     def floor_seconds(self, lambda_concurrency: int, videodb_rps: int) -> float:
         """The least drain time the budgets allow (see the module docstring)."""
         attempts = self.attempts()
-        requests = 2 * attempts / videodb_rps
+        # VideoDB's own limit binds when it is below our budget (the ratelimited scenario).
+        rate = min(videodb_rps, self.behaviour.rate_limit or videodb_rps)
+        requests = 2 * attempts / rate
         lambda_seconds = attempts * (self.behaviour.post_latency + self.behaviour.get_latency)
         concurrency = lambda_seconds / lambda_concurrency
         last = max(
