@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from videodb_retry.budgets import Budgets, RequestKind, request_class, window_of
 from videodb_retry.gated_videodb import GatedVideoDB, TimeLeft, no_patience
 
+from videodb_retry_local.capacity.deployment import Deployment
 from videodb_retry_local.capacity.sim_lambda import HotKeys
 from videodb_retry_local.capacity.sim_sqs import Queue
 from videodb_retry_local.capacity.sim_videodb import LocalClock, SimVideoDB
-
-if TYPE_CHECKING:
-    from videodb_retry_local.capacity.stack import Stack
 
 
 @dataclass
@@ -84,7 +82,15 @@ class Gated:
     sweeper_time_left: TimeLeft
 
 
-def gated_wiring(function: str, videodb: SimVideoDB, stack: Stack) -> Any:
+class Wired(Protocol):
+    """What the wiring reads and keeps on the stack (``stack.Stack``)."""
+
+    deployed: Deployment
+    hot: HotKeys
+    gated: Gated | None
+
+
+def gated_wiring(function: str, videodb: SimVideoDB, stack: Wired) -> Any:
     """VideoDB behind the request budget, per function, as the handlers wire it."""
     settings = stack.deployed.functions[function].settings
     if stack.gated is None:

@@ -16,17 +16,33 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 from videodb_retry.sweeper import Sweeper
 
 from videodb_retry_local.capacity import functions
+from videodb_retry_local.capacity.deployment import Deployment
+from videodb_retry_local.capacity.sim_lambda import Account
+from videodb_retry_local.capacity.sim_ports import Record
 from videodb_retry_local.capacity.sim_sqs import Queue
 from videodb_retry_local.capacity.sim_videodb import LocalClock
 
 if TYPE_CHECKING:
-    from videodb_retry_local.capacity.stack import Stack
+    from videodb_retry_local.capacity.gate import Gated
+
+
+class Swept(Protocol):
+    """What the sweeper's schedule reads and counts on the stack (``stack.Stack``)."""
+
+    env: simpy.Environment
+    deployed: Deployment
+    clock: LocalClock
+    queue: Queue
+    account: Account
+    record: Record
+    gated: Gated | None
+    sweeps_failed: int
 
 
 @dataclass
@@ -72,7 +88,7 @@ class SimFailureEvents:
         return [None] * len(details)
 
 
-def sweeper_schedule(stack: Stack, sweeper_videodb: Any) -> Generator[simpy.Event, Any, None]:
+def sweeper_schedule(stack: Swept, sweeper_videodb: Any) -> Generator[simpy.Event, Any, None]:
     """The sweeper function on its schedule (a SimPy process)."""
     spec = stack.deployed.functions["sweeper"]
     settings = spec.settings
