@@ -65,6 +65,8 @@ class ScenarioResult:
     ended_without_outcome: dict[str, int] = field(default_factory=dict)
     receives: dict[str, float] = field(default_factory=dict)
     outcome_events: dict[str, int] = field(default_factory=dict)
+    budget_refusals: dict[str, int] = field(default_factory=dict)  # gate refusals by request kind
+    deferred_records: int = 0  # retry records re-queued by the budget (no receive spent)
     series: Series | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -206,6 +208,8 @@ def _result(run: _Run, design: str, budget: dict[str, int]) -> ScenarioResult:
         ended_without_outcome=dict(stack.executions.without_outcome) | dict(stack.executions.by_throttle),
         receives=run.series.receives(stack),
         outcome_events=dict(record.events),
+        budget_refusals=dict(stack.gated.gate.refused) if stack.gated else {},
+        deferred_records=stack.deferrals.deferred,
         series=run.series,
     )
 

@@ -34,6 +34,8 @@ ROWS = (
     ("refused by VideoDB (429/503)", "refused_by_videodb"),
     ("executions / transitions", "executions"),
     ("receives", "receives"),
+    ("request budget refusals", "budget_refusals"),
+    ("retry records deferred", "deferred_records"),
 )
 
 
