@@ -268,3 +268,27 @@ def test_outputs_are_present_and_resolve(template):
     }
     outputs = template.outputs(ids)
     assert {name: outputs.get(name) for name in expected} == expected
+
+
+def test_an_attempts_outcome_never_reaches_a_fail_state():
+    # Issue 21 item 3: a failed or timed-out download is an outcome (the execution succeeds, its
+    # output and event say so); Fail states, which WorkflowFailuresAlarm counts, are for
+    # executions that broke (the last resort, when the poll function cannot run).
+    states = json.loads((PROJECT_ROOT / "statemachine/retry_workflow.asl.json").read_text())["States"]
+
+    def reachable(name: str, seen: set[str]) -> set[str]:
+        if name in seen or name == "WaitToPoll":  # the deferral loop goes back to polling
+            return seen
+        seen.add(name)
+        state = states[name]
+        nexts = [state.get("Next"), state.get("Default")] + [c["Next"] for c in state.get("Choices", [])]
+        for following in filter(None, nexts):
+            reachable(following, seen)
+        return seen
+
+    after_an_outcome = reachable("RouteByStatus", set())
+    assert {"AnnounceSuccess", "RequeueDownload", "AnnounceOutcome"} <= after_an_outcome
+    assert all(states[name]["Type"] != "Fail" for name in after_an_outcome)
+    fails = [name for name, state in states.items() if state["Type"] == "Fail"]
+    assert fails == ["PollStepUnavailable"]
+    assert states["AnnounceUnsettled"]["Next"] == "PollStepUnavailable"

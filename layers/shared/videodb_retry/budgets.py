@@ -13,10 +13,10 @@ The split:
 - The poll function's concurrency is what is left. Each poll invocation makes one request and
   lasts at most its hard time limit (the function's ``Timeout``), so admitting ``P`` polls a
   second keeps at most ``P x limit`` of them running (Little's law with the worst duration):
-  ``P = (concurrency - fixed) // limit``, and never more than the request budget leaves.
-- Intake (a retry's POST, a breaker probe, a sweeper page) shares the rest of the request
-  budget, but never starts work faster than the polls can follow: an attempt needs about
-  ``polls_per_attempt`` polls, so intake gets at most ``ceil(P / polls_per_attempt)``.
+  ``P = min((concurrency - fixed) // limit, rps x k // (k + 1))`` where ``k`` is
+  ``polls_per_attempt``, the polls an attempt needs.
+- Intake (a retry's POST, a breaker probe, a sweeper page) gets the rest of the request
+  budget, but never starts work faster than the polls can follow: at most ``ceil(P / k)``.
 
 With the defaults (50 executions, 10 requests/s, 2 retry instances, polls of at most 8 s):
 polls 5/s (5 x 8 s + 4 = 44 <= 50), intake 2/s; 7 of the 10 requests/s are ever used.
@@ -104,9 +104,12 @@ class Budgets:
 
     @property
     def poll_per_second(self) -> int:
-        """Polls admitted per window: their worst-case concurrency fits what is left."""
+        """Polls admitted per window: their worst-case concurrency fits what is left, and they
+        take at most ``polls_per_attempt`` of every ``polls_per_attempt + 1`` requests (the
+        rest is intake's: polls are only worth making for attempts that were started)."""
         by_concurrency = self.poll_concurrency // self.poll_time_limit_seconds
-        return max(1, min(by_concurrency, self.videodb_rps - 1))
+        by_rate = self.videodb_rps * self.polls_per_attempt // (self.polls_per_attempt + 1)
+        return max(1, min(by_concurrency, by_rate))
 
     @property
     def intake_per_second(self) -> int:

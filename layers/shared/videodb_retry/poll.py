@@ -235,6 +235,8 @@ def _poll(
     except PermanentError as exc:
         return _end(carried, current, settings, now, Ending.FAILED, str(exc))
     except TransientError as exc:
+        # Retried by the workflow for hours, past the deadline too: while VideoDB cannot answer,
+        # the job may well end, and the attempt is judged on VideoDB's next answer.
         raise TransientPollError(str(exc)) from None
     polls = current.polls + 1
     if job.state is JobState.DONE:
