@@ -14,9 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
-from videodb_retry.breaker_control import Breaker, thresholds_from_env
+from videodb_retry.breaker_control import Breaker, probe_answered, thresholds_from_env
 from videodb_retry.budgets import RequestKind
-from videodb_retry.errors import RequestDeferred, TransientError
 from videodb_retry.gated_videodb import GatedVideoDB
 from videodb_retry.observability import logger, metrics
 from videodb_retry.request_gate_aws import DynamoDBRequestGate
@@ -38,18 +37,7 @@ MAX_REASON_CHARS = 500
 
 def probe() -> bool:
     """One cheap, read-only call (the first download of the list): did VideoDB answer?"""
-    try:
-        videodb.list_downloads(page_index=0, count=1)
-    except RequestDeferred:
-        # Not VideoDB's answer: our own budget had no token; the next tick probes again.
-        logger.info("probe: deferred by the request budget")
-        return False
-    except TransientError as exc:
-        logger.info("probe: VideoDB still failing", extra={"error": f"{type(exc).__name__}: {exc}"})
-        return False
-    except Exception as exc:  # a permanent refusal (e.g. 403) is still an answer
-        logger.info("probe: VideoDB answered with an error", extra={"error": type(exc).__name__})
-    return True
+    return probe_answered(videodb)
 
 
 breaker = Breaker(

@@ -22,6 +22,7 @@ RULES = {
     "budgets",
     "errors",
     "gated_videodb",
+    "http_answers",
     "messages",
     "origin",
     "outcomes",

@@ -19,6 +19,7 @@ from tests.fakes import (
     FakeWorkflows,
     InMemoryGate,
     InMemoryLedger,
+    in_memory_sequences,
 )
 
 
@@ -57,6 +58,7 @@ def test_a_post_the_budget_cannot_admit_is_requeued_as_new_not_failed(http_serve
         workflows=FakeWorkflows(),
         outcomes=FakeOutcomes(),
         ledger=InMemoryLedger(),
+        sequences=in_memory_sequences(),
     )
     delivery = RecordDelivery(settings, service, visibility, deferrals)
     redriven = {"error_code": {"stringValue": "http_500", "dataType": "String"}}

@@ -1,0 +1,1 @@
+"""Capacity model of the deployed stack and its calibration against the emulated stack."""
