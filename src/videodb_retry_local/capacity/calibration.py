@@ -27,7 +27,7 @@ from videodb_retry_local.capacity.stepped_stack import drain, stepped_time
 from videodb_retry_local.demo_cases import CASES
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.execution_billing import billed_transitions, execution_history
-from videodb_retry_local.moto_env import local_aws
+from videodb_retry_local.moto_env import direct_http, local_aws
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sandbox_downloads import Script
 from videodb_retry_local.soak_runner import quick_thread_switches, quiet
@@ -110,7 +110,7 @@ def emulated_counts(
         try:
             # The function's own redelivery backoff decides when a failed record comes back.
             consumer = QueueConsumer(stack, redelivery_seconds=None)
-            with stepped_time(clock, stack):
+            with stepped_time(clock, stack), direct_http():
                 _send(stack, scenario)
                 drain(clock, consumer, real_timeout)
                 return _counted(stack, sandbox, start)
