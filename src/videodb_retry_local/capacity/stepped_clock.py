@@ -9,7 +9,9 @@ discrete-event simulation advances, with the emulated stack's threads as its pro
 
 A thread counts as working from :meth:`SteppedClock.started` (called by whoever starts it, so
 no gap exists between a start and the thread running) to :meth:`SteppedClock.finished`, except
-while it is inside :meth:`SteppedClock.sleep`.
+while it is inside :meth:`SteppedClock.sleep` (until a virtual time) or
+:meth:`SteppedClock.wait_for_poke` (until the driver pokes it: the queue consumer, when a
+message is due).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class SteppedClock:
         self._working = 0  # registered threads not inside sleep()
         self._sleepers: list[tuple[float, int, threading.Event]] = []  # heap of wake-ups
         self._order = itertools.count()  # ties wake in the order they slept
+        self._idlers: list[threading.Event] = []  # wait for a poke, not for a time
         self._changed = threading.Condition()
 
     def __call__(self) -> float:
@@ -56,6 +59,21 @@ class SteppedClock:
         # The driver counts the sleeper as working again before it sets the event (advance_to).
         woken.wait()
 
+    def wait_for_poke(self) -> None:
+        """Block the calling worker until :meth:`poke` (a consumer with nothing to receive)."""
+        woken = threading.Event()
+        with self._changed:
+            self._idlers.append(woken)
+            self._working -= 1
+            self._changed.notify_all()
+        woken.wait()
+
+    def poke(self) -> None:
+        """Wake every worker waiting in :meth:`wait_for_poke`, at the present virtual time."""
+        with self._changed:
+            self._wake(self._idlers)
+            self._idlers = []
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait (real time) until no worker is working; False if ``timeout`` passed first."""
         with self._changed:
@@ -70,21 +88,25 @@ class SteppedClock:
         """Move the virtual time to ``when`` (never back) and wake every sleeper due by then."""
         with self._changed:
             self._now = max(self._now, when)
+            due = []
             while self._sleepers and self._sleepers[0][0] <= self._now:
-                _, _, woken = heapq.heappop(self._sleepers)
-                self._working += 1  # before it runs: wait_idle must not see a gap
-                woken.set()
+                due.append(heapq.heappop(self._sleepers)[2])
+            self._wake(due)
 
     def release_all(self) -> None:
-        """Wake every sleeper at once (the run is over or gave up: no thread may hang)."""
+        """Wake every waiting worker at once (the run is over or gave up: none may hang)."""
         with self._changed:
-            while self._sleepers:
-                _, _, woken = heapq.heappop(self._sleepers)
-                self._working += 1
-                woken.set()
+            self._wake([woken for _, _, woken in self._sleepers] + self._idlers)
+            self._sleepers, self._idlers = [], []
+
+    def _wake(self, events: list[threading.Event]) -> None:
+        # Counted as working before they run (under the lock): wait_idle must not see a gap.
+        self._working += len(events)
+        for woken in events:
+            woken.set()
 
     @property
     def sleeping(self) -> int:
-        """How many workers sleep now."""
+        """How many workers sleep until a time now."""
         with self._changed:
             return len(self._sleepers)
