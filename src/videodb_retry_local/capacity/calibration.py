@@ -136,16 +136,41 @@ def _counted(stack: EmulatedStack, sandbox: SandboxServer, start: float) -> Coun
     letters = _received(stack, stack.dead_letter_queue_url)
     arns = _execution_arns(stack)
     sfn = stack.client("stepfunctions")
+    histories = [execution_history(sfn, arn) for arn in arns]
+    _check_endings(stack, histories)
     endings = [sent for _, _, sent in outcomes + letters]
     return Counts(
         posts=len(sandbox.retry_calls()),
         polls=sum(1 for r in sandbox.requests if r.method == "GET" and r.path.startswith("/async-response/")),
         executions=len(arns),
-        transitions=sum(billed_transitions(execution_history(sfn, arn)) for arn in arns),
+        transitions=sum(billed_transitions(history) for history in histories),
         outcome_events=dict(Counter(json.loads(body)["detail-type"] for body, _, _ in outcomes)),
         dead_letters=dict(Counter(attributes.get("error_code", REDRIVEN) for _, attributes, _ in letters)),
         drain_seconds=round(max(endings, default=start) - start, 3),
     )
+
+
+def _check_endings(stack: EmulatedStack, histories: list[list[dict[str, Any]]]) -> None:
+    """Every execution ended, and a failed one in one of the workflow's own Fail states: an
+    execution the emulation broke (States.Runtime, stopped) must fail the run, not be counted."""
+    definition = json.loads(
+        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)[
+            "definition"
+        ]
+    )
+    designed = {state["Error"] for state in definition["States"].values() if state["Type"] == "Fail"}
+    broken = []
+    for history in histories:
+        last: dict[str, Any] = history[-1] if history else {"type": "none"}
+        failure = last.get("executionFailedEventDetails", {}).get("error")
+        if last["type"] not in ("ExecutionSucceeded", "ExecutionFailed") or (
+            failure is not None and failure not in designed
+        ):
+            broken.append(f"{last['type']} {failure or ''}".strip())
+    if broken:
+        raise RuntimeError(
+            f"{len(broken)} executions did not end by the workflow's design: {sorted(set(broken))}"
+        )
 
 
 def _received(stack: EmulatedStack, queue_url: str) -> list[tuple[str, dict[str, str], float]]:

@@ -68,11 +68,14 @@ class SteppedClock:
             self._changed.notify_all()
         woken.wait()
 
-    def poke(self) -> None:
-        """Wake every worker waiting in :meth:`wait_for_poke`, at the present virtual time."""
+    def poke(self) -> bool:
+        """Wake every worker waiting in :meth:`wait_for_poke`, at the present virtual time;
+        False when none was waiting."""
         with self._changed:
+            waiting = bool(self._idlers)
             self._wake(self._idlers)
             self._idlers = []
+            return waiting
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait (real time) until no worker is working; False if ``timeout`` passed first."""

@@ -97,6 +97,9 @@ def _moto_patches(clock: SteppedClock, sleep: Callable[[float], None]) -> list[P
             programs[definition] = parse(worker)
         return programs[definition]
 
+    def wait_state(_function: Any, env: Any, wait_seconds: float) -> None:  # moto's own names
+        sleep(wait_seconds)
+
     def unix_time(dt: Any = None) -> float:  # moto's SQS reads "now" through these two
         return clock() if dt is None else real_unix_time(dt)
 
@@ -107,7 +110,7 @@ def _moto_patches(clock: SteppedClock, sleep: Callable[[float], None]) -> list[P
         (ExecutionWorker, "start", counted_start),
         (ExecutionWorker, "_execution_logic", counted_logic),
         (ExecutionWorker, "_get_evaluation_entrypoint", parsed_once),
-        (WaitFunction, "_wait_interval", lambda _self, _env, seconds: sleep(seconds)),
+        (WaitFunction, "_wait_interval", wait_state),
         (retrier_decl, "time", types.SimpleNamespace(sleep=sleep, time=clock, monotonic=time.monotonic)),
         (sqs_models, "unix_time", unix_time),
         (sqs_models, "unix_time_millis", unix_time_millis),
@@ -200,6 +203,7 @@ def drain(clock: SteppedClock, consumer: QueueConsumer, real_timeout: float) -> 
     consumer raised, if it did.
     """
     deadline = time.monotonic() + real_timeout
+    started_at = clock()
     region = consumer.stack.ids.region
     feeder = _Feeder(clock, consumer)
     feeder.start()
@@ -209,8 +213,9 @@ def drain(clock: SteppedClock, consumer: QueueConsumer, real_timeout: float) -> 
                 break
             due = next_due(consumer.queue_url, region)
             if due is not None and due <= clock():
-                clock.poke()  # a message is visible now: the consumer takes it at this time
-                continue
+                if clock.poke():  # a message is visible now: the idle consumer takes it now
+                    continue
+                due = None  # the consumer's batch waits on the clock; it receives after it
             wakes = [w for w in (clock.next_wake(), due) if w is not None]
             if not wakes:
                 return
@@ -221,7 +226,7 @@ def drain(clock: SteppedClock, consumer: QueueConsumer, real_timeout: float) -> 
         raise feeder.error
     raise TimeoutError(
         f"the emulated run had not drained after {real_timeout:.0f} s of real time "
-        f"({clock.sleeping} waits pending at virtual {clock():.1f})"
+        f"({clock.sleeping} waits pending {clock() - started_at:.1f} s into the run, virtual)"
     )
 
 
