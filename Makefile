@@ -12,7 +12,7 @@ LINTERS := $(LINT_VENV)/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help deps demo test lint unit integration contract validate containers container soak outage bench iam iam-deps package clean
+.PHONY: help deps demo test lint unit integration contract validate containers container soak outage bench scale iam iam-deps package clean
 
 help:  ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "make %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -73,6 +73,10 @@ containers:  ## start the Docker engine and build the Lambda image offline
 
 container: deps $(SAM) containers  ## sam local invoke of every events/ payload in real containers
 	VIDEODB_RETRY_REQUIRE_CONTAINERS=1 $(PY) -m pytest tests/container $(PYTEST_ARGS)
+
+# The capacity model of issue 20: the deployed stack at AWS scale, in virtual time (SimPy).
+scale: deps  ## capacity model: every scenario at AWS scale (tables, bench/scale.json, plots)
+	$(PY) -m videodb_retry_local.capacity $(SCALE_ARGS)
 
 # The full soak (10,000 messages, faults and duplicates injected); make test runs a small one.
 soak: deps  ## 10,000 messages with faults and duplicates, exact accounting

@@ -26,7 +26,9 @@ from typing import Any
 from bench.common import REGION, ROOT, Figure, Row, bench_stack, command, median, ms, ratio, run_process
 
 KEY = "coldstart"
-TARGET = 1.3
+# No target (issue 20 item 8): the goal of 1.3x `import boto3` is retired; what a handler
+# imports beyond boto3 is the design's own packages (Powertools, requests), each needed by the
+# first invocation. The figure keeps showing what they cost.
 FUNCTIONS = {
     "RetryFunction": "retry",
     "PollFunction": "poll",
@@ -237,8 +239,8 @@ def measure(runs: int = 11, importtime_runs: int = 3) -> Figure:
                 measured=ms(value),
                 baseline=f"{ms(baseline)} (`import boto3`)",
                 ratio=ratio(value / baseline),
-                target=f"≤ {TARGET}x",
-                met=value / baseline <= TARGET,
+                target="— (goal retired: the design's own packages)",
+                met=None,
                 command=command(KEY),
             )
         )

@@ -32,7 +32,9 @@ from bench.common import (
 )
 
 KEY = "overhead"
-TARGET = 1 / 1.5  # handler records/s at least this fraction of the bare loop's
+# No target (issue 20 item 8): the goal of 1/1.5 of a bare POST loop is retired. Three AWS calls
+# per record (the idempotency record's put and update, the workflow's start) are the price of
+# per-attempt idempotency; the figure keeps showing what they cost.
 
 
 def _handler_round(function: Any, sandbox: Any, records: int, batch_size: int) -> float:
@@ -124,8 +126,8 @@ def measure(
             measured=f"{handler_rate:,.0f} records/s (+{per_record * 1000:.1f} ms/record over a bare POST)",
             baseline=f"{bare_rate:,.0f} POSTs/s (bare `requests.Session().post` loop)",
             ratio=ratio(handler_rate / bare_rate),
-            target=f"≥ {TARGET:.2f}x (1/1.5)",
-            met=handler_rate / bare_rate >= TARGET,
+            target="— (goal retired: per-attempt idempotency's AWS calls)",
+            met=None,
             command=command(KEY),
         )
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from videodb_retry.breaker import Bucket, Mode, State
 from videodb_retry.breaker_aws import StateConflict, SwitchRefused
+from videodb_retry.budgets import Budgets, RequestClass, RequestKind, request_class, window_of
 from videodb_retry.errors import StepInProgress, TransientError
 from videodb_retry.messages import RetryRequest
 from videodb_retry.outcomes import Outcome
@@ -177,3 +178,34 @@ class FakeAnnouncer:
 
     def announce(self, detail_type: str, detail: dict[str, Any]) -> None:
         self.events.append((detail_type, detail))
+
+
+class InMemoryGate:
+    """The shared request budget, counted per class and window in memory (as the DynamoDB
+    adapter counts them); ``budgets`` decides. ``admitted`` lists (kind, window) per admission."""
+
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+        self.used: dict[tuple[RequestClass, int], int] = {}
+        self.admitted: list[tuple[RequestKind, int]] = []
+        self.refused = 0
+
+    def take(self, kind: RequestKind, now: float) -> bool:
+        key = (request_class(kind), window_of(now))
+        used = self.used.get(key, 0)
+        self.used[key] = used + 1
+        if self.budgets.admits(kind, used):
+            self.admitted.append((kind, key[1]))
+            return True
+        self.refused += 1
+        return False
+
+
+class FakeDeferrals:
+    """Remembers the records put back on the retry queue by our own budget."""
+
+    def __init__(self) -> None:
+        self.deferred: list[tuple[str, dict[str, Any], int]] = []
+
+    def defer(self, body: str, message_attributes: dict[str, Any], delay_seconds: int) -> None:
+        self.deferred.append((body, message_attributes, delay_seconds))

@@ -14,28 +14,30 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
-from videodb_retry.breaker_control import Breaker, thresholds_from_env
-from videodb_retry.errors import TransientError
+from videodb_retry.breaker_control import Breaker, probe_answered, thresholds_from_env
+from videodb_retry.budgets import RequestKind
+from videodb_retry.gated_videodb import GatedVideoDB
 from videodb_retry.observability import logger, metrics
+from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.settings import current
 from videodb_retry.videodb_on_first_use import VideoDBOnFirstUse
 
 settings = current()
-# Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then.
-videodb = VideoDBOnFirstUse(settings)
+# Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then. The
+# probe takes an intake token from the shared request budget, and does not wait for one.
+videodb = GatedVideoDB(
+    VideoDBOnFirstUse(settings),
+    DynamoDBRequestGate(settings.idempotency_table_name, settings.budgets),
+    now=time.time,
+    sleep=time.sleep,
+    list_kind=RequestKind.PROBE,
+)
 MAX_REASON_CHARS = 500
 
 
 def probe() -> bool:
     """One cheap, read-only call (the first download of the list): did VideoDB answer?"""
-    try:
-        videodb.list_downloads(page_index=0, count=1)
-    except TransientError as exc:
-        logger.info("probe: VideoDB still failing", extra={"error": f"{type(exc).__name__}: {exc}"})
-        return False
-    except Exception as exc:  # a permanent refusal (e.g. 403) is still an answer
-        logger.info("probe: VideoDB answered with an error", extra={"error": type(exc).__name__})
-    return True
+    return probe_answered(videodb)
 
 
 breaker = Breaker(

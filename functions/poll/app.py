@@ -1,8 +1,9 @@
 """Poll function: the retry workflow's poll step.
 
-Step Functions invokes it with the workflow state (and its retry count); it polls the job on
-the inline schedule, or once, and returns the ended attempt's state, or raises
-``JobStillRunning`` for the workflow's Retry to wait and invoke it again.
+Step Functions invokes it with the workflow state (and its retry count); it makes one request
+(its token taken from the shared request budget first) and returns the ended attempt's state
+or the deferral's, or raises ``JobStillRunning`` for the workflow's Retry to wait and invoke
+it again. It never sleeps: its Timeout is its hard time limit, which the budget counts.
 """
 
 from __future__ import annotations
@@ -13,35 +14,46 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
+from videodb_retry.gated_videodb import GatedVideoDB
 from videodb_retry.observability import ENDING_METRICS, Metric, count, logger, metrics
-from videodb_retry.poll import Clock, JobStillRunning, follow_job
+from videodb_retry.poll import DEFERRED, JobStillRunning, follow_job
+from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.settings import current
 
 settings = current()
-videodb = VideoDBClient(settings, ApiKeyProvider(settings))
+# Read through the module's ``time`` at call time (benchmarks swap it for a virtual clock).
+videodb = GatedVideoDB(
+    VideoDBClient(settings, ApiKeyProvider(settings)),
+    DynamoDBRequestGate(settings.idempotency_table_name, settings.budgets),
+    now=lambda: time.time(),
+    sleep=lambda seconds: time.sleep(seconds),
+)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Follow the job in ``event``; return the ended attempt's state or raise JobStillRunning."""
+    """Poll the job in ``event`` once; return the ended or deferred state, or raise JobStillRunning."""
     state = event.get("workflow_state", event)
     logger.append_keys(download_id=state.get("download_id"), job_id=state.get("job_id"))
-    # Read through the module's ``time`` at call time (benchmarks swap it for a virtual clock).
-    clock = Clock(now=lambda: time.time(), sleep=lambda seconds: time.sleep(seconds))
     try:
-        ended = follow_job(
-            event, videodb, settings, clock, lambda: context.get_remaining_time_in_millis() / 1000
-        )
+        result = follow_job(event, videodb, settings, now=time.time())
     except JobStillRunning as still:
         # An expected answer, not a failure: counted apart so the errors alarm can leave it out.
         count(Metric.POLLS)
         count(Metric.POLLS_STILL_RUNNING)
         logger.info("still running", extra={"detail": str(still)})
         raise
+    if result.status == DEFERRED:
+        count(Metric.POLLS_DEFERRED)
+        logger.info(
+            "deferred by the request budget",
+            extra={"wait_seconds": result.to_state(settings)["wait_seconds"]},
+        )
+        return result.to_state(settings)
     count(Metric.POLLS)
-    if ended.status in ENDING_METRICS:  # a bare poll step (sam local invoke) may answer running
-        count(ENDING_METRICS[ended.status])
-    logger.info("polled", extra={"status": ended.status.value, "polls": ended.polls})
+    if result.status in ENDING_METRICS:  # a bare poll step (sam local invoke) may answer running
+        count(ENDING_METRICS[result.status])
+    logger.info("polled", extra={"status": str(result.status), "polls": result.polls})
     # The typed result becomes the workflow state only here, at the edge.
-    return ended.to_state(settings)
+    return result.to_state(settings)

@@ -19,28 +19,41 @@ from videodb_retry.breaker_aws import DynamoDBBreakerStore
 from videodb_retry.breaker_control import OutcomeCounter, enabled_from_env, thresholds_from_env
 from videodb_retry.client import VideoDBClient
 from videodb_retry.dead_letter import DeadLetterQueue
+from videodb_retry.gated_videodb import GatedVideoDB, TimeLeft
 from videodb_retry.ledger import DynamoDBLedger
 from videodb_retry.observability import logger, metrics
 from videodb_retry.outcomes_aws import OutcomePublisher
-from videodb_retry.queue_aws import VisibilityBackoff
+from videodb_retry.queue_aws import QueueDeferrals, VisibilityBackoff
 from videodb_retry.record_delivery import RecordDelivery
+from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.retry_attempt import RetryService
 from videodb_retry.settings import current
 from videodb_retry.workflow import WorkflowStarter
 
 settings = current()
 ledger = DynamoDBLedger(settings.idempotency_table_name, settings.idempotency_expiry_seconds)
+# A POST waits for the request budget's next window while the invocation has time for it and
+# for what follows (its concurrency is the event source's MaximumConcurrency, fixed).
+time_left = TimeLeft(reserve_seconds=settings.connect_timeout_seconds + settings.read_timeout_seconds + 5)
+videodb = GatedVideoDB(
+    VideoDBClient(settings, ApiKeyProvider(settings)),
+    DynamoDBRequestGate(settings.idempotency_table_name, settings.budgets),
+    now=time.time,
+    sleep=time.sleep,
+    patience=time_left.patience,
+)
 delivery = RecordDelivery(
     settings,
     RetryService(
         settings=settings,
-        videodb=VideoDBClient(settings, ApiKeyProvider(settings)),
+        videodb=videodb,
         dead_letters=DeadLetterQueue(settings),
         workflows=WorkflowStarter(settings),
         outcomes=OutcomePublisher(settings),
         ledger=ledger,
     ),
     VisibilityBackoff(settings.retry_queue_url),
+    QueueDeferrals(settings.retry_queue_url),
 )
 # Records run concurrently (RetryBatchConcurrency); a batch whose every record failed is
 # still a partial response, not a function error.
@@ -68,6 +81,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """SQS batch entry point with partial batch responses."""
     ledger.register_lambda_context(context)
+    time_left.register(context)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

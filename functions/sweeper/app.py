@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -10,14 +11,25 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from videodb_retry.api_key import ApiKeyProvider
 from videodb_retry.client import VideoDBClient
+from videodb_retry.gated_videodb import GatedVideoDB, TimeLeft
 from videodb_retry.observability import Metric, count, logger, metrics
+from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.settings import current
 from videodb_retry.sweeper import Sweeper
 from videodb_retry.sweeper_aws import DynamoDBClaims, EventBridgeFailureEvents
 
 settings = current()
+# Each page takes a token from the shared request budget; a page waits for the next window
+# while the run has time left for the page and the events after it.
+time_left = TimeLeft(reserve_seconds=settings.connect_timeout_seconds + settings.read_timeout_seconds + 10)
 sweeper = Sweeper(
-    VideoDBClient(settings, ApiKeyProvider(settings)),
+    GatedVideoDB(
+        VideoDBClient(settings, ApiKeyProvider(settings)),
+        DynamoDBRequestGate(settings.idempotency_table_name, settings.budgets),
+        now=time.time,
+        sleep=time.sleep,
+        patience=time_left.patience,
+    ),
     settings,
     claims=DynamoDBClaims(settings.sweep_table_name),
     events=EventBridgeFailureEvents(
@@ -30,6 +42,7 @@ sweeper = Sweeper(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one sweep; return its counts."""
+    time_left.register(context)
     report = asdict(sweeper.sweep(now=datetime.now(UTC)))
     count(Metric.FAILURES_FOUND, report["published"])
     logger.info("sweep finished", extra=report)

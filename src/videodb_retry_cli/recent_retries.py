@@ -1,9 +1,10 @@
 """``videodb-retry status``: recent retries, one line per workflow execution, newest first.
 
 Each retry attempt that VideoDB accepted is one execution named ``{download_id}--{job_id}``.
-Its input holds the attempt and when it started; the poll count, elapsed time and error are
-in the workflow state: the output of a succeeded execution, or (running, failed, timed out:
-a Fail state has no output) the last state output in its history.
+Its input holds the attempt and when it started; the poll count, elapsed time, how the
+attempt ended and its error are in the workflow state: the output of a succeeded execution
+(every outcome, done, failed or timed out, ends the execution as succeeded), or (running, or
+an execution that broke: a Fail state has no output) the last state output in its history.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MAX_SCANNED = 2000
 # digits, so only that many characters of "{download_id}--" are sure to begin the name.
 SURE_PREFIX = MAX_EXECUTION_NAME - 18
 STATES = ("running", "done", "failed", "timed_out")
-# What an execution's own end means when the workflow state does not say.
+# What an execution's own end means when the workflow state does not say (a FAILED execution
+# broke: the workflow could not follow the attempt to an outcome).
 _BY_EXECUTION = {
     "RUNNING": "running",
     "SUCCEEDED": "done",

@@ -5,7 +5,9 @@ Creates the emulated stack from a template (the sweeper on), enforces IAM on it
 own role from the official SAM translation), and drives every AWS call the app makes through
 the real handlers and the executing workflow: the demo's mix of downloads (retry, poll,
 re-queue, outcome events, DLQ for poison and refused ids, visibility backoff after a 503,
-idempotency records, the secret), then a sweep. It also checks the calls AWS services make on
+idempotency records, the secret, the request budget's counts), then the workflow's last resort
+(a poll function that cannot run: the workflow dead-letters and announces by itself), then a
+sweep and the breaker's ticks. It also checks the calls AWS services make on
 the app's behalf: the schedule invoking the sweeper, the event source mapping's queue access,
 EventBridge delivering failure events to the queue under the queue policy.
 
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from botocore.exceptions import ClientError
 
@@ -41,6 +44,7 @@ from videodb_retry_local.template import DEFAULT_TEMPLATE, PROJECT_ROOT, Templat
 
 TIMEOUT_SECONDS = 90
 SWEPT_ID = "dl-iam-swept"
+UNSETTLED_ID = "dl-iam-unsettled"
 # The demo's mix but its never-ending download: a timed-out attempt makes no call that a
 # failed one does not, and waiting for its deadline would only slow the pass down.
 CASES = [case for case in demo_cases.CASES if case.download_id != "dl-demo-stuck"]
@@ -57,11 +61,13 @@ MUST_EXERCISE = {
     ("RetryFunction", "dynamodb:UpdateItem"),
     ("RetryFunction", "states:StartExecution"),
     ("PollFunction", "secretsmanager:GetSecretValue"),
+    ("PollFunction", "dynamodb:UpdateItem"),
     ("RetryWorkflow", "lambda:InvokeFunction"),
     ("RetryWorkflow", "sqs:SendMessage"),
     ("RetryWorkflow", "events:PutEvents"),
     ("SweeperFunction", "secretsmanager:GetSecretValue"),
     ("SweeperFunction", "dynamodb:PutItem"),
+    ("SweeperFunction", "dynamodb:UpdateItem"),
     ("SweeperFunction", "events:PutEvents"),
     ("SweeperFunctionSweep", "lambda:InvokeFunction"),
     ("RetryFunction", "dynamodb:UpdateItem"),
@@ -70,6 +76,7 @@ MUST_EXERCISE = {
     ("BreakerFunction", "dynamodb:GetItem"),
     ("BreakerFunction", "dynamodb:PutItem"),
     ("BreakerFunction", "dynamodb:BatchGetItem"),
+    ("BreakerFunction", "dynamodb:UpdateItem"),
     ("BreakerFunction", "events:PutEvents"),
     ("BreakerFunction", "secretsmanager:GetSecretValue"),
     ("BreakerFunctionTick", "lambda:InvokeFunction"),
@@ -122,6 +129,8 @@ def run_pass(
                 _check_service_calls(stack, enforcement)
                 unfinished = _drive(stack, sandbox, enforcement)
                 if not enforcement.denials:
+                    unfinished += _settle_without_the_poll_function(stack, sandbox, enforcement)
+                if not enforcement.denials:
                     _sweep(stack, sandbox)
                 if not enforcement.denials:
                     _trip_the_breaker(stack)
@@ -152,6 +161,32 @@ def _drive(stack: EmulatedStack, sandbox: SandboxServer, enforcement: Enforcemen
         consumer.run(until=ended, timeout=TIMEOUT_SECONDS)
     endings = demo_cases.collect(stack, consumer, sandbox, CASES)
     return [k for k, e in endings.items() if not e.final]
+
+
+def _settle_without_the_poll_function(
+    stack: EmulatedStack, sandbox: SandboxServer, enforcement: Enforcement
+) -> list[str]:
+    """The workflow's last resort, with its own role: the poll function fails every invocation
+    for one download (as a function that keeps crashing would), so the workflow sends the DLQ
+    message and the Failed event itself. [UNSETTLED_ID] if it did not end so."""
+    sandbox.script(UNSETTLED_ID, never_finishes=True)
+    run = stack.invoke
+
+    def crashing(logical_id: str, event: Any) -> Any:
+        if logical_id == "PollFunction" and UNSETTLED_ID in json.dumps(event):
+            crash = {"errorType": "Runtime.ExitError", "errorMessage": "exited", "requestId": "-"}
+            raise FunctionError({**crash, "stackTrace": []})
+        return run(logical_id, event)
+
+    def dead_lettered() -> bool:
+        letters = stack.dead_letters()
+        return bool(enforcement.denials) or any(UNSETTLED_ID in m["body"] for m in letters)
+
+    consumer = QueueConsumer(stack)
+    with mock.patch.object(stack, "invoke", crashing), contextlib.suppress(ClientError):
+        stack.send_to_queue(UNSETTLED_ID)
+        consumer.run(until=dead_lettered, timeout=TIMEOUT_SECONDS)
+    return [] if dead_lettered() else [UNSETTLED_ID]
 
 
 def _check_service_calls(stack: EmulatedStack, enforcement: Enforcement) -> None:

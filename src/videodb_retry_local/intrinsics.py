@@ -40,6 +40,7 @@ class PhysicalIds:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     resources: dict[str, Physical] = field(default_factory=dict)
+    partition: str = "aws"  # aws-cn, aws-us-gov ... in other partitions
 
     def pseudo(self, name: str) -> Any:
         """Value of a pseudo parameter such as ``AWS::Region``."""
@@ -47,7 +48,7 @@ class PhysicalIds:
             "AWS::StackName": self.stack_name,
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
+            "AWS::Partition": self.partition,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackId": (
                 f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local"

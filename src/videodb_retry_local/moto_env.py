@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -14,6 +16,7 @@ from moto import mock_aws
 from moto.core.config import DefaultConfig
 
 from videodb_retry_local.aws_limits import strict_aws
+from videodb_retry_local.presets import LOCAL_RETRY_WAIT_SCALE
 
 REGION = "us-east-1"
 STACK_NAME = "videodb-retry-local"
@@ -33,16 +36,32 @@ FAKE_CREDENTIALS = {
 
 
 @contextlib.contextmanager
-def local_aws() -> Iterator[None]:
+def local_aws(retry_wait_scale: float = LOCAL_RETRY_WAIT_SCALE) -> Iterator[None]:
     """Fake credentials and an active moto mock configured for the local run, with AWS's
     limits enforced on every call (:mod:`videodb_retry_local.aws_limits`): a request real AWS
-    would refuse is refused, and the run fails on leaving this context."""
+    would refuse is refused, and the run fails on leaving this context. The workflow's Retry
+    waits are shrunk by ``retry_wait_scale`` (see presets.LOCAL_RETRY_WAIT_SCALE)."""
     with (
         mock.patch.dict(os.environ, FAKE_CREDENTIALS),
         mock_aws(config=MOTO_CONFIG),
         atomic_dynamodb_writes(),
         strict_aws(),
+        scaled_retry_waits(retry_wait_scale),
     ):
+        yield
+
+
+@contextlib.contextmanager
+def scaled_retry_waits(scale: float) -> Iterator[None]:
+    """moto's Step Functions sleeps ``scale`` times each Retry interval (its order, counts and
+    back-off are unchanged): the intervals are literals of the definition, not parameters."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds * scale)
+
+    clock = types.SimpleNamespace(sleep=sleep, time=time.time, monotonic=time.monotonic)
+    with mock.patch.object(retrier_decl, "time", clock):
         yield
 
 

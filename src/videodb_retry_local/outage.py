@@ -25,6 +25,7 @@ from videodb_retry.messages import PoisonMessage, parse_body
 
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import local_aws
+from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
 from videodb_retry_local.presets import OUTAGE_VIRTUAL_TIMING as VIRTUAL_TIMING
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.soak_runner import quick_thread_switches, quiet
@@ -112,6 +113,9 @@ def scaled_parameters(config: OutageConfig, breaker: bool, sandbox_url: str) -> 
             # 0 = a probe on every tick: the tick itself is the once-a-minute bound.
             "BreakerProbeIntervalSeconds": round(PROBE_VIRTUAL_SECONDS / config.scale),
             "LogLevel": "ERROR",
+            # Budgets are per real second: compressed time would make them bind x scale harder
+            # (the capacity model, `make scale`, is where the budgets are played out).
+            **BUDGETS_NEVER_BINDING,
         }
     )
     return parameters
@@ -277,7 +281,12 @@ def _calls_between(sandbox: SandboxServer, start: float, end: float) -> dict[str
 
 def run_outage(config: OutageConfig, breaker: bool, verbose: bool = False) -> RunResult:
     """One run in its own sandbox and emulated stack."""
-    with SandboxServer(api_key=API_KEY) as sandbox, local_aws(), quiet(verbose), quick_thread_switches():
+    with (
+        SandboxServer(api_key=API_KEY) as sandbox,
+        local_aws(retry_wait_scale=1 / config.scale),  # the workflow's Retry waits, virtual too
+        quiet(verbose),
+        quick_thread_switches(),
+    ):
         stack = EmulatedStack(API_KEY, scaled_parameters(config, breaker, sandbox.base_url))
         with stack:
             return OutageRun(config, stack, sandbox, breaker).run()

@@ -145,9 +145,9 @@ def _problems(case: Case, expected: Expected, seen: dict[str, Any], final: str) 
     for event in seen["events"]:
         if event.get("status") != "done" and not event.get("error"):
             problems.append(f"{event.get('status')} event of attempt {event.get('attempt')} has no error")
-    # One execution per attempt: it succeeds when the job was done, fails (a Fail state) when
-    # the attempt failed or timed out.
-    statuses = sorted("SUCCEEDED" if status == "done" else "FAILED" for status, _, _ in expected.events)
+    # One execution per attempt, and it succeeds however the attempt ended (done, failed or
+    # timed out are outcomes; a FAILED execution is one that broke).
+    statuses = ["SUCCEEDED" for _ in expected.events]
     predicted_statuses = statuses if expected.workflows else []
     if sorted(seen["executions"]) != predicted_statuses:
         problems.append(f"workflows {sorted(seen['executions'])}, predicted {predicted_statuses}")

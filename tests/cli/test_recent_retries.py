@@ -18,20 +18,25 @@ from tests.cli.conftest import REGION
 
 ROLE = "arn:aws:iam::123456789012:role/retry-workflow"
 # Stands in for the retry workflow: the execution starts with the retry's first state and
-# ends with the state in "final" (a Pass state's OutputPath), then succeeds or fails on its
-# status exactly as the real workflow's EndByStatus does. A Fail state has no output, so a
-# failed execution's state can only be read from its history, as with the real one.
+# ends with the state in "final" (a Pass state's OutputPath). As in the real workflow, every
+# outcome (done, failed, timed out) ends the execution as succeeded, its output saying which;
+# only a workflow that broke ("broken" in the state: its poll function could not run) ends in a
+# Fail state, which has no output, so its state can only be read from its history.
 WORKFLOW = {
     "StartAt": "Poll",
     "States": {
         "Poll": {"Type": "Pass", "OutputPath": "$.final", "Next": "EndByStatus"},
         "EndByStatus": {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.status", "StringEquals": "done", "Next": "Done"}],
-            "Default": "Failed",
+            "Choices": [{"Variable": "$.broken", "IsPresent": True, "Next": "PollStepUnavailable"}],
+            "Default": "Done",
         },
         "Done": {"Type": "Succeed"},
-        "Failed": {"Type": "Fail", "Error": "DownloadRetryFailed", "Cause": "see the event"},
+        "PollStepUnavailable": {
+            "Type": "Fail",
+            "Error": "PollStepUnavailable",
+            "Cause": "The poll function could not run",
+        },
     },
 }
 STARTED = 1_750_000_000.0  # 2025-06-15T15:06:40Z
@@ -55,7 +60,7 @@ def first_state(
 
 
 def final_state(
-    start: dict[str, Any], status: str, polls: int, elapsed: float, error: str | None
+    start: dict[str, Any], status: str, polls: int, elapsed: float, error: str | None, broken: bool = False
 ) -> dict[str, Any]:
     """What the poll function hands back at the end (see poll.py)."""
     detail = {
@@ -75,6 +80,7 @@ def final_state(
         "status": status,
         "elapsed_seconds": elapsed,
         "outcome": {"detail_type": "x", "detail": detail, "requeue": False},
+        **({"broken": True} if broken else {}),
     }
 
 
@@ -146,16 +152,26 @@ def test_json_lists_retries_newest_first(cli: Any, workflow: tuple[Any, str]) ->
         "execution_name": "download-b--job-2",
         "execution_arn": done["execution_arn"],
     }
-    # Failed executions have no output: their state comes from the history.
+    # A failed download is an outcome: its execution succeeded, its output says failed.
     assert (failed["status"], failed["polls"], failed["elapsed_seconds"], failed["error"]) == (
         "failed",
         3,
         42.0,
         "source unreachable",
     )
-    assert failed["execution_status"] == "FAILED"
+    assert failed["execution_status"] == timed_out["execution_status"] == "SUCCEEDED"
     assert (timed_out["status"], timed_out["attempt"], timed_out["polls"]) == ("timed_out", 2, 9)
     assert timed_out["error"] == "job still processing after 7200 s"
+
+
+def test_a_broken_execution_is_failed_with_the_workflows_error(cli: Any, workflow: tuple[Any, str]) -> None:
+    sfn, arn = workflow
+    start(sfn, arn, "download-x", "job-1", status="running", polls=2, elapsed=30.0, error=None, broken=True)
+
+    (row,) = json.loads(cli("status", "--json", "--state-machine-arn", arn).out)
+    # A Fail state has no output: the state comes from the history, the error from the Fail.
+    assert (row["status"], row["polls"], row["execution_status"]) == ("failed", 2, "FAILED")
+    assert row["error"] == "PollStepUnavailable: The poll function could not run"
 
 
 def test_filter_by_download_id_and_limit(cli: Any, workflow: tuple[Any, str]) -> None:

@@ -15,15 +15,15 @@ import pytest
 
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import FAKE_CREDENTIALS, local_aws
+from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
 from videodb_retry_local.sandbox import SandboxServer
 from videodb_retry_local.sqs_event_source import QueueConsumer
 
 API_KEY = "sk-integration-key"
 # Waits of one or two seconds and a short deadline keep each scenario to a few seconds.
 FAST = {
+    **BUDGETS_NEVER_BINDING,
     "PollFirstWaitSeconds": 1,
-    "PollBackoffFactor": "1.5",
-    "PollMaxWaitSeconds": 1,
     "PollDeadlineSeconds": 3,
     "RequeueDelaySeconds": 1,
     "MaxRetryAttempts": 3,

@@ -23,6 +23,7 @@ BREAKER = {
     "BreakerProbeIntervalSeconds": 0,
     "RedeliveryFirstDelaySeconds": 1,
     "RedeliveryMaxDelaySeconds": 1,
+    "RetryMaxConcurrency": 5,  # room for the ramp to double (the default is 2)
 }
 
 

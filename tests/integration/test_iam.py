@@ -109,8 +109,16 @@ REMOVALS = {
         f"PollFunction may not secretsmanager:GetSecretValue on {SECRETS}secret:",
     ),
     "workflow: re-queue": (
-        drop_template("RetryWorkflow", "SQSSendMessagePolicy"),
+        drop_template("RetryWorkflow", "SQSSendMessagePolicy", "'RetryQueue'"),
         f"RetryWorkflow may not sqs:SendMessage on {SQS}RetryQueue-",
+    ),
+    "workflow: last-resort dead letter": (
+        drop_template("RetryWorkflow", "SQSSendMessagePolicy", "RetryDeadLetterQueue"),
+        f"RetryWorkflow may not sqs:SendMessage on {SQS}RetryDeadLetterQueue-",
+    ),
+    "poll: take a request token": (
+        drop_action("PollFunction", "dynamodb:UpdateItem"),
+        f"PollFunction may not dynamodb:UpdateItem on {DYNAMODB}table/",
     ),
     "workflow: announce": (
         drop_template("RetryWorkflow", "EventBridgePutEventsPolicy"),

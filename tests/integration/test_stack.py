@@ -58,7 +58,7 @@ def test_functions_get_the_template_environment_with_overrides(stack, sandbox):
     retry = lam.get_function_configuration(FunctionName=stack.ref("RetryFunction"))
     poll = lam.get_function_configuration(FunctionName=stack.ref("PollFunction"))
     assert retry["Runtime"] == poll["Runtime"] == "python3.13"
-    assert retry["Timeout"] == 60 and poll["Timeout"] == 75
+    assert retry["Timeout"] == 60 and poll["Timeout"] == 8
     env = retry["Environment"]["Variables"]
     assert env["VIDEODB_API_BASE_URL"] == sandbox.base_url
     assert env["POLL_FIRST_WAIT_SECONDS"] == "1" and env["MAX_RETRY_ATTEMPTS"] == "3"
@@ -69,6 +69,10 @@ def test_functions_get_the_template_environment_with_overrides(stack, sandbox):
     # The loaded handler modules read the same values at import.
     assert stack.functions["RetryFunction"].module.settings.retry_queue_url == stack.retry_queue_url
     assert stack.functions["PollFunction"].module.settings.poll_deadline_seconds == 3
+    # The budgets reach every function; the poll function's request fits its 8 s time limit.
+    poll_settings = stack.functions["PollFunction"].module.settings
+    assert poll_settings.budgets == stack.functions["RetryFunction"].module.settings.budgets
+    assert poll_settings.connect_timeout_seconds + poll_settings.read_timeout_seconds == 6
 
 
 def test_consumer_uses_the_event_source_batch_size(make_stack):

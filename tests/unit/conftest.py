@@ -76,8 +76,6 @@ def settings_for(http_server: ScriptedServer):
             "connect_timeout_seconds": 1.0,
             "max_retry_attempts": 3,
             "poll_first_wait_seconds": 5,
-            "poll_backoff_factor": 1.5,
-            "poll_max_wait_seconds": 120,
             "poll_deadline_seconds": 600,
             "requeue_delay_seconds": 30,
         }

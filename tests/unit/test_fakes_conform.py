@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 from videodb_retry import ports
+from videodb_retry.budgets import Budgets
 
 from tests import fakes
 
@@ -18,6 +19,8 @@ PAIRS = [
     (fakes.FakeBreakerStore, ports.BreakerStore),
     (fakes.FakeSwitch, ports.BreakerSwitch),
     (fakes.FakeAnnouncer, ports.Announcer),
+    (fakes.InMemoryGate, ports.RequestGate),
+    (fakes.FakeDeferrals, ports.Deferrals),
 ]
 
 # Static conformance: mypy rejects these assignments if a fake drifts from its port.
@@ -28,6 +31,8 @@ _outcomes: ports.OutcomeSink = fakes.FakeOutcomes()
 _store: ports.BreakerStore = fakes.FakeBreakerStore()
 _switch: ports.BreakerSwitch = fakes.FakeSwitch()
 _announcer: ports.Announcer = fakes.FakeAnnouncer()
+_gate: ports.RequestGate = fakes.InMemoryGate(Budgets())
+_deferrals: ports.Deferrals = fakes.FakeDeferrals()
 
 
 @pytest.mark.parametrize(("fake", "port"), PAIRS, ids=lambda p: getattr(p, "__name__", ""))

@@ -1,4 +1,4 @@
-"""The poll loop inside one invocation (inline schedule), and the workflow's Retry ladder."""
+"""One request per poll invocation, the budget's deferrals, and the workflow's Retry ladder."""
 
 import json
 
@@ -6,10 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from videodb_retry import poll
+from videodb_retry.budgets import Budgets
 from videodb_retry.client import VideoDBClient
-from videodb_retry.poll import Clock, JobStillRunning, follow_job, inline_schedule
+from videodb_retry.gated_videodb import GatedVideoDB
+from videodb_retry.poll import Deferred, JobStillRunning, follow_job
 from videodb_retry.settings import Settings
 
+from tests.fakes import InMemoryGate
 from videodb_retry_local.template import PROJECT_ROOT, Template
 
 from .conftest import Answer, FakeKey
@@ -19,33 +23,18 @@ DONE = Answer(200, {"success": True, "status": "done", "data": {"id": "d-1"}})
 DEFINITION = PROJECT_ROOT / "statemachine" / "retry_workflow.asl.json"
 
 
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
+class SpentGate:
+    """A request budget with no token left."""
 
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
+    def take(self, kind, now):
+        return False
 
 
 @pytest.fixture
 def follow(http_server, settings_for):
-    def run(answers, retry_count=0, now=1000.0, seconds_left=60.0, state=None, **overrides):
+    def run(answers, retry_count=0, now=1010.0, state=None, gate=None, **overrides):
         http_server.answers.extend(answers)
-        settings = settings_for(
-            **{
-                "poll_first_wait_seconds": 4,
-                "poll_backoff_factor": 2.0,
-                "poll_max_wait_seconds": 8,
-                "poll_inline_seconds": 44,
-                **overrides,
-            }
-        )
-        clock = FakeClock(now)
+        settings = settings_for(**overrides)
         workflow_state = {
             "download_id": "download-1",
             "job_id": "job-1",
@@ -57,67 +46,88 @@ def follow(http_server, settings_for):
             **(state or {}),
         }
         event = {"workflow_state": workflow_state, "retry_count": retry_count}
-        result = follow_job(
-            event,
+        videodb = GatedVideoDB(
             VideoDBClient(settings, FakeKey("k")),
-            settings,
-            Clock(clock.now, clock.sleep),
-            lambda: seconds_left,
+            gate or InMemoryGate(Budgets()),
+            lambda: now,
+            lambda s: None,
         )
-        return result, clock
+        return follow_job(event, videodb, settings, now=now)
 
     return run
 
 
-def test_default_inline_schedule():
-    assert inline_schedule(Settings()) == [4, 12, 20, 28, 36, 44]
-
-
-def test_first_invocation_polls_on_the_schedule_until_done(follow, http_server):
-    result, clock = follow([RUNNING, RUNNING, DONE])
-    assert result.status == "done" and result.polls == 3
-    assert clock.sleeps == [4, 8, 8] and clock.t == 1020.0
-    assert len(http_server.seen) == 3
-
-
-def test_still_running_after_the_schedule_raises_for_the_workflow_retry(follow):
-    with pytest.raises(JobStillRunning, match="after 6 polls"):
-        follow([RUNNING] * 6)
-
-
-def test_a_retried_invocation_polls_once_and_counts_earlier_polls(follow, http_server):
-    # Third ladder retry: 6 inline polls + 2 earlier retries were made before this one.
-    result, clock = follow([DONE], retry_count=3, now=1100.0)
-    assert clock.sleeps == [] and len(http_server.seen) == 1
-    assert result.status == "done" and result.polls == 6 + 2 + 1
-
-
-def test_short_remaining_time_ends_the_inline_schedule_early(follow, http_server):
-    # 10 s left: after the first poll there is no room for an 8 s sleep plus a 3 s request.
-    with pytest.raises(JobStillRunning, match="after 1 polls"):
-        follow([RUNNING] * 6, seconds_left=10.0)
+def test_an_invocation_polls_once_and_never_sleeps(follow, http_server):
+    result = follow([DONE])
+    assert result.status == "done" and result.polls == 1
     assert len(http_server.seen) == 1
 
 
-def test_the_deadline_cuts_the_schedule_and_times_out_on_it(follow):
-    result, clock = follow([RUNNING] * 6, state={"deadline_at": 1015.0}, max_retry_attempts=1)
-    assert result.status == "timed_out" and clock.t == 1015.0
+def test_still_running_raises_for_the_workflow_retry_after_one_request(follow, http_server):
+    with pytest.raises(JobStillRunning, match="after 1 polls"):
+        follow([RUNNING, RUNNING])
+    assert len(http_server.seen) == 1
+
+
+def test_a_retried_invocation_counts_the_earlier_polls_of_the_task(follow, http_server):
+    result = follow([DONE], retry_count=3, state={"polls": 2}, now=1100.0)
+    assert len(http_server.seen) == 1
+    assert result.status == "done" and result.polls == 2 + 3 + 1
+
+
+def test_a_poll_the_budget_refuses_sends_nothing_and_is_not_a_poll(follow, http_server):
+    result = follow([DONE], retry_count=2, state={"polls": 4}, gate=SpentGate())
+    assert isinstance(result, Deferred) and http_server.seen == []
+    state = result.to_state(Settings())
+    # The polls made so far cross the Wait (the Task starts its retry count again after it).
+    assert state["status"] == "deferred" and state["polls"] == 6 and state["deferrals"] == 1
+    assert 1 <= state["wait_seconds"] <= poll.DEFERRAL_CAP_SECONDS
+
+
+@given(deferrals=st.integers(0, 10_000))
+@hsettings(max_examples=50, deadline=None)
+def test_deferral_waits_grow_to_a_cap_and_never_pass_the_deadline(deferrals):
+    class NoVideoDB:
+        def is_on_api_origin(self, url):
+            return True
+
+        def followable_url(self, url):
+            return url
+
+    state = {
+        "download_id": "d",
+        "job_id": "j",
+        "output_url": "https://api.videodb.io/j",
+        "attempt": 1,
+        "started_at": 0.0,
+        "deadline_at": 100.0,
+        "polls": 0,
+        "deferrals": deferrals,
+    }
+    gated = GatedVideoDB(NoVideoDB(), SpentGate(), lambda: 98.5, lambda s: None)  # type: ignore[arg-type]
+    result = follow_job({"workflow_state": state, "retry_count": 0}, gated, Settings(), now=98.5)
+    assert isinstance(result, Deferred)
+    assert 1 <= result.wait_seconds <= 2 and result.deferrals == deferrals + 1
+
+
+def test_a_deferral_past_the_deadline_times_out_without_a_poll(follow, http_server):
+    result = follow([], now=1600.0, gate=SpentGate(), max_retry_attempts=1)
+    assert result.status == "timed_out" and result.polls == 0 and http_server.seen == []
 
 
 def test_a_ladder_poll_after_the_deadline_times_out(follow):
-    result, _ = follow([RUNNING], retry_count=30, now=1700.0, max_retry_attempts=1)
+    result = follow([RUNNING], retry_count=30, now=1700.0, max_retry_attempts=1)
     assert result.status == "timed_out"
 
 
-def test_max_polls_ends_the_inline_schedule(follow):
-    result, _ = follow([RUNNING] * 6, poll_max_polls=3, max_retry_attempts=1)
+def test_max_polls_ends_the_attempt(follow):
+    result = follow([RUNNING], retry_count=2, poll_max_polls=3, max_retry_attempts=1)
     assert result.status == "timed_out" and result.polls == 3
 
 
-def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
+def test_a_bare_state_is_one_poll_step_with_the_ladders_wait(follow, http_server, settings_for):
     settings = settings_for()
     http_server.answers.append(RUNNING)
-    clock = FakeClock(1010.0)
     state = {
         "download_id": "d",
         "job_id": "j",
@@ -127,13 +137,11 @@ def test_a_bare_state_is_one_poll_step(follow, http_server, settings_for):
         "deadline_at": 1600.0,
         "polls": 0,
     }
-    result = follow_job(
-        state, VideoDBClient(settings, FakeKey("k")), settings, Clock(clock.now, clock.sleep), lambda: 60.0
-    )
-    assert result.status == "running" and result.wait_seconds >= 1 and clock.sleeps == []
+    result = follow_job(state, VideoDBClient(settings, FakeKey("k")), settings, now=1010.0)
+    assert result.status == "running" and 13 <= result.wait_seconds <= 17
 
 
-# -- the schedule as a whole: inline polls, then the workflow's Retry ladder ---------------
+# -- the schedule as a whole: the first Wait, then the workflow's Retry ladder -------------
 
 
 def ladder() -> dict:
@@ -145,9 +153,18 @@ def ladder() -> dict:
     return retrier
 
 
+def test_poll_py_mirrors_the_ladder():
+    r = ladder()
+    assert (r["IntervalSeconds"], r["BackoffRate"], r["MaxDelaySeconds"]) == (
+        poll.LADDER_FIRST_SECONDS,
+        poll.LADDER_FACTOR,
+        poll.LADDER_CAP_SECONDS,
+    )
+
+
 def poll_times(settings: Settings, until: float) -> list[float]:
     """When polls happen (seconds after the retry), ignoring the invocations' own run time."""
-    times = list(inline_schedule(settings))
+    times = [float(settings.poll_first_wait_seconds)]
     r = ladder()
     interval = float(r["IntervalSeconds"])
     for _ in range(r["MaxAttempts"]):
@@ -171,15 +188,19 @@ def test_the_ladder_outlasts_the_longest_deadline():
 
 @given(duration=st.floats(min_value=0.0, max_value=7200.0))
 @hsettings(max_examples=300, deadline=None)
-def test_any_job_is_noticed_within_max_10s_or_a_quarter_of_its_duration(duration):
+def test_any_job_is_noticed_within_15s_and_a_quarter_of_its_duration(duration):
+    # No inline polls: the ladder starts at the first wait, so a job is noticed within a
+    # quarter of its duration plus one first wait (the old inline schedule: max(10 s, 25 %)).
     times = poll_times(Settings(), until=duration + 1000)
     noticed = next(t for t in times if t >= duration)
-    assert noticed - duration <= max(10.0, 0.25 * duration)
+    assert noticed - duration <= 0.25 * duration + 15.0
 
 
-def test_poll_function_timeout_covers_the_inline_schedule():
+def test_the_poll_functions_timeout_is_the_budgets_time_limit_and_covers_one_request():
     template = Template.load()
-    poll = template.document["Resources"]["PollFunction"]["Properties"]
-    s = Settings()
-    assert poll["Timeout"] >= s.poll_inline_seconds + s.connect_timeout_seconds + s.read_timeout_seconds
-    assert int(template.parameters["PollInlineSeconds"]) == s.poll_inline_seconds
+    poll_function = template.document["Resources"]["PollFunction"]["Properties"]
+    env = poll_function["Environment"]["Variables"]
+    assert poll_function["Timeout"] == Settings().poll_time_limit_seconds == Budgets().poll_time_limit_seconds
+    request = float(env["HTTP_CONNECT_TIMEOUT_SECONDS"]) + float(env["HTTP_READ_TIMEOUT_SECONDS"])
+    # The margin holds the budget's token (DynamoDB, 1 s timeouts) and the key's first read.
+    assert poll_function["Timeout"] - request >= 2

@@ -36,8 +36,8 @@ def test_running_job_gets_the_next_backoff_wait(http_server, step):
     http_server.answers.append(Answer(200, {"success": True, "status": "in progress", "data": {}}))
     state = step({"polls": 2})
     assert state["status"] == "running" and state["polls"] == 3
-    # step 3 of 5 * 1.5**n is ~17 s, jittered by at most 10 %
-    assert 15 <= state["wait_seconds"] <= 19
+    # The workflow's ladder after the third poll: 15 * 1.25**2 ~ 23 s, jittered by at most 10 %
+    assert 21 <= state["wait_seconds"] <= 26
     assert "outcome" not in state
 
 

@@ -64,6 +64,7 @@ def test_processing_starts_the_workflow(http_server, make_service):
         "polls": 0,
         "wait_seconds": 5,
         "status": "running",
+        "max_attempts": 3,
     }
 
 

@@ -16,12 +16,12 @@ def test_env_overrides_and_trailing_slash():
     settings = Settings.from_env(
         {
             "VIDEODB_API_BASE_URL": "http://127.0.0.1:8080/",
-            "POLL_BACKOFF_FACTOR": "2.5",
+            "POLL_FIRST_WAIT_SECONDS": "7",
             "MAX_RETRY_ATTEMPTS": "5",
         }
     )
     assert settings.api_base_url == "http://127.0.0.1:8080"
-    assert settings.poll_backoff_factor == 2.5 and settings.max_retry_attempts == 5
+    assert settings.poll_first_wait_seconds == 7 and settings.max_retry_attempts == 5
 
 
 @pytest.mark.parametrize(

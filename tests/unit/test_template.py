@@ -20,9 +20,9 @@ ACCOUNT = "123456789012"
 QUEUE_BASE = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}"
 
 
-def fake_ids() -> PhysicalIds:
+def fake_ids(partition: str = "aws") -> PhysicalIds:
     """Physical ids for every resource of the template, as the emulated stack records them."""
-    ids = PhysicalIds(stack_name="unit-stack")
+    ids = PhysicalIds(stack_name="unit-stack", partition=partition)
     for logical_id, resource in load_document()["Resources"].items():
         name = logical_id.lower()
         arn = f"arn:aws:{resource['Type'].split('::')[1].lower()}:us-east-1:{ACCOUNT}:{name}"
@@ -82,7 +82,7 @@ def test_unresolved_reference_is_an_error(template):
 
 
 def test_parameter_defaults_and_overrides_are_strings(template):
-    assert template.parameters["PollFirstWaitSeconds"] == "4"
+    assert template.parameters["PollFirstWaitSeconds"] == "15"
     assert template.parameters["MaxRetryAttempts"] == "3"
     fast = Template.load(overrides={"PollFirstWaitSeconds": 1, "PollDeadlineSeconds": 6})
     assert fast.parameters["PollFirstWaitSeconds"] == "1" and fast.parameters["PollDeadlineSeconds"] == "6"
@@ -165,14 +165,31 @@ def test_state_machine_definition_is_the_file_with_substitutions(template):
     assert definition["States"]["RequeueDownload"]["Parameters"]["QueueUrl"] == f"{QUEUE_BASE}/retry"
     entry = definition["States"]["AnnounceOutcome"]["Parameters"]["Entries"][0]
     assert entry["Source"] == "videodb-retry" and entry["EventBusName"] == "default"
+    assert definition["States"]["DeadLetterUnsettled"]["Parameters"]["QueueUrl"] == f"{QUEUE_BASE}/dlq"
     # Apart from the substituted values the definition is the file itself.
     unsubstituted = json.loads(
         text.replace(poll_arn, "${PollFunctionArn}")
         .replace(f"{QUEUE_BASE}/retry", "${RetryQueueUrl}")
+        .replace(f"{QUEUE_BASE}/dlq", "${DeadLetterQueueUrl}")
+        .replace('"arn:aws:states:::', '"arn:${Partition}:states:::')
         .replace('"Source": "videodb-retry"', '"Source": "${OutcomeEventSource}"')
         .replace('"EventBusName": "default"', '"EventBusName": "${EventBusName}"')
     )
     assert unsubstituted == on_disk
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_every_task_resource_is_built_from_the_stacks_partition(partition):
+    # Issue 21 item 8: arn:aws: hard-coded would name resources of another partition.
+    text = Template.load().state_machine_definition("RetryWorkflow", fake_ids(partition=partition))
+    tasks = [s for s in json.loads(text)["States"].values() if s["Type"] == "Task"]
+    assert tasks and all(t["Resource"].startswith(f"arn:{partition}:states:::") for t in tasks)
+    on_disk = json.loads((PROJECT_ROOT / "statemachine/retry_workflow.asl.json").read_text())
+    assert all(
+        s["Resource"].startswith("arn:${Partition}:")
+        for s in on_disk["States"].values()
+        if s["Type"] == "Task"
+    )
 
 
 def test_rule_pattern_and_targets_come_from_parameters():
@@ -251,3 +268,27 @@ def test_outputs_are_present_and_resolve(template):
     }
     outputs = template.outputs(ids)
     assert {name: outputs.get(name) for name in expected} == expected
+
+
+def test_an_attempts_outcome_never_reaches_a_fail_state():
+    # Issue 21 item 3: a failed or timed-out download is an outcome (the execution succeeds, its
+    # output and event say so); Fail states, which WorkflowFailuresAlarm counts, are for
+    # executions that broke (the last resort, when the poll function cannot run).
+    states = json.loads((PROJECT_ROOT / "statemachine/retry_workflow.asl.json").read_text())["States"]
+
+    def reachable(name: str, seen: set[str]) -> set[str]:
+        if name in seen or name == "WaitToPoll":  # the deferral loop goes back to polling
+            return seen
+        seen.add(name)
+        state = states[name]
+        nexts = [state.get("Next"), state.get("Default")] + [c["Next"] for c in state.get("Choices", [])]
+        for following in filter(None, nexts):
+            reachable(following, seen)
+        return seen
+
+    after_an_outcome = reachable("RouteByStatus", set())
+    assert {"AnnounceSuccess", "RequeueDownload", "AnnounceOutcome"} <= after_an_outcome
+    assert all(states[name]["Type"] != "Fail" for name in after_an_outcome)
+    fails = [name for name, state in states.items() if state["Type"] == "Fail"]
+    assert fails == ["PollStepUnavailable"]
+    assert states["AnnounceUnsettled"]["Next"] == "PollStepUnavailable"

@@ -66,12 +66,7 @@ LIMITS: dict[str, Limit] = {
         "EventBridge PutEvents DetailType (app bound 1-128)", min_length=1, max_length=128
     ),
     "EventBusName": Limit("EventBridge event bus name: 1-256 of [/.\\-_A-Za-z0-9]", pattern=True),
-    "PollFirstWaitSeconds": Limit("app rule: slept inside the poll function's first invocation", 1, 30),
-    "PollBackoffFactor": Limit("app rule: a decimal factor", pattern=True),
-    "PollMaxWaitSeconds": Limit("app rule: one inline wait, slept inside the poll function", 1, 30),
-    "PollInlineSeconds": Limit(
-        "app rule: the first invocation's inline schedule (it stops before its Timeout)", 0, 600
-    ),
+    "PollFirstWaitSeconds": Limit("app rule: the workflow's first Wait, within the detection goal", 1, 30),
     "PollDeadlineSeconds": Limit("app rule: one day (a Standard execution may run a year)", 1, 86400),
     "PollMaxPolls": Limit("Step Functions history quota 25,000 events: 700 polls write about 21,000", 1, 700),
     "MaxRetryAttempts": Limit("app rule", 1, 20),
@@ -89,6 +84,10 @@ LIMITS: dict[str, Limit] = {
     "RetryBatchingWindowSeconds": Limit(f"{LAMBDA_ESM}: MaximumBatchingWindowInSeconds 0-300", 0, 300),
     "RetryBatchConcurrency": Limit("app rule", 1, 100),
     "RetryMaxConcurrency": Limit(f"{LAMBDA_ESM}: ScalingConfig MaximumConcurrency 2-1,000", 2, 1000),
+    "ConcurrencyBudget": Limit(
+        "app rule: Budgets.minimum_concurrency (2 retry, 1 breaker, 1 sweep, one 8 s poll)", 12, 100000
+    ),
+    "VideoDBRequestsPerSecond": Limit("app rule: one poll and one intake request a second", 2, 10000),
     "SweeperEnabled": Limit("switch", allowed=("true", "false")),
     "SweepRateMinutes": Limit(
         "rate(N minutes) needs N >= 2 (plural unit); app: N <= 60, the shortest look-back", 2, 60

@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from videodb_retry import breaker
 from videodb_retry.breaker import Announcement, Change, Mode, State, Thresholds
+from videodb_retry.errors import RequestDeferred, TransientError
 from videodb_retry.observability import count, logger
 from videodb_retry.ports import Announcer, BreakerStore, BreakerSwitch
 
@@ -28,6 +29,28 @@ class Metric:
 
 # One cheap call to VideoDB: True when it answered (any answer but a transient failure).
 Probe = Callable[[], bool]
+
+
+class DownloadLister(Protocol):
+    """The one VideoDB call the probe makes (``VideoDB.list_downloads``)."""
+
+    def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]: ...
+
+
+def probe_answered(videodb: DownloadLister) -> bool:
+    """One cheap, read-only call (the first download of the list): did VideoDB answer?"""
+    try:
+        videodb.list_downloads(page_index=0, count=1)
+    except RequestDeferred:
+        # Not VideoDB's answer: our own budget had no token; the next tick probes again.
+        logger.info("probe: deferred by the request budget")
+        return False
+    except TransientError as exc:
+        logger.info("probe: VideoDB still failing", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return False
+    except Exception as exc:  # a permanent refusal (e.g. 403) is still an answer
+        logger.info("probe: VideoDB answered with an error", extra={"error": type(exc).__name__})
+    return True
 
 
 def thresholds_from_env(env: Mapping[str, str] | None = None) -> Thresholds:

@@ -6,10 +6,6 @@ The API key is sent only to the configured API origin; it is never logged or put
 
 from __future__ import annotations
 
-import email.utils
-import math
-import time
-from datetime import UTC
 from typing import Any, Protocol
 
 import requests
@@ -17,16 +13,17 @@ import requests.adapters
 from urllib3.util import parse_url
 
 from videodb_retry import __version__
-from videodb_retry.errors import AuthError, ForeignOriginError, PermanentError, TransientError
+from videodb_retry.errors import AuthError, ForeignOriginError, TransientError
+from videodb_retry.http_answers import PERMANENT_STATUSES, job_status, read_answer
+from videodb_retry.http_answers import retry_after as _retry_after
 from videodb_retry.origin import UnsafeUrl, url_on_origin
-from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS
 from videodb_retry.settings import Settings
-from videodb_retry.status import JobStatus, UnreadableResponse, error_text, parse_job_response
+from videodb_retry.status import JobStatus
 
 CLIENT_HEADER = "x-videodb-client"
 CLIENT_NAME = f"videodb-retry/{__version__}"
-# Statuses that mean "this request will never work": the message goes to the DLQ at once.
-PERMANENT_STATUSES = frozenset({400, 403, 404, 405, 409, 410, 422})
+# How an answer is judged (status -> body or error) is http_answers' rule; re-exported here.
+__all__ = ["CLIENT_HEADER", "CLIENT_NAME", "PERMANENT_STATUSES", "VideoDBClient", "_retry_after"]
 
 
 class ApiKeySource(Protocol):
@@ -138,66 +135,11 @@ def _pooled_session(connections: int) -> requests.Session:
 
 
 def _parse(body: Any, download_id: str | None = None) -> JobStatus:
-    try:
-        return parse_job_response(body, download_id)
-    except UnreadableResponse as exc:
-        # An odd answer is the API's problem, not the message's: try again later.
-        raise TransientError(f"unreadable VideoDB answer: {exc}") from None
+    return job_status(body, download_id)
 
 
 def _read(method: str, url: str, response: requests.Response, key: str) -> Any:
-    status = response.status_code
-    where = f"{method} {_path(url)}"
-    if 200 <= status < 300:
-        # Any 2xx carries the answer (a 202 with an AsyncResponse is a job to follow).
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(f"{where} answered {status} with a body that is not JSON") from None
-    # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
-    message = _error_message(response)
-    if key:
-        message = message.replace(key, "[redacted]")
-    text = f"{where} answered {status}{': ' + message if message else ''}"
-    if status == 401:
-        raise AuthError(text, status_code=status)
-    if status in PERMANENT_STATUSES:
-        raise PermanentError(text, status_code=status)
-    if status == 429 or status >= 500 or status == 402:
-        # 402 (insufficient credits) passes once the account is topped up.
-        raise TransientError(text, status_code=status, retry_after=_retry_after(response))
-    if 300 <= status < 400:
-        raise PermanentError(f"{where} answered a redirect ({status}); not followed", status)
-    raise PermanentError(text, status_code=status)
-
-
-def _error_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    # Wherever VideoDB put it: `message` (the Error schema), `data.error`, `response.*`.
-    return (error_text(body) or "")[:300]
-
-
-def _retry_after(response: requests.Response, now: float | None = None) -> int | None:
-    """Seconds ``Retry-After`` asks for (RFC 9110: delta-seconds or an HTTP-date), capped at
-    the longest a message can stay invisible in SQS; a date in the past is 0. None when the
-    header is absent or unreadable."""
-    raw = response.headers.get("Retry-After", "").strip(" \t")
-    if not raw:
-        return None
-    if raw.isascii() and raw.isdigit():
-        # Compared as text first: int() refuses more than 4,300 digits.
-        return MAX_VISIBILITY_SECONDS if len(raw) > 6 else min(int(raw), MAX_VISIBILITY_SECONDS)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # asctime dates carry no zone; HTTP dates are GMT
-    seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0, min(math.ceil(seconds), MAX_VISIBILITY_SECONDS))
+    return read_answer(f"{method} {_path(url)}", response, key)
 
 
 def _path(url: str) -> str:

@@ -54,3 +54,19 @@ class ForeignOriginError(PermanentError):
 
 class StepInProgress(Exception):
     """The same step of the same attempt is running in another invocation (see ledger.py)."""
+
+
+class RequestDeferred(TransientError):
+    """Our own request budget (``budgets.py``) refused a VideoDB request: nothing was sent.
+
+    Not VideoDB's failure: the retry function re-queues the record without spending a receive,
+    the poll function answers "deferred" (the workflow waits, no Lambda held), the breaker's
+    probe tries on its next tick. A :class:`TransientError` still, so a caller that knows
+    nothing of budgets (the sweeper) treats it as "try later".
+    """
+
+    code = "deferred"
+
+    def __init__(self, kind: str, retry_after: int = 1) -> None:
+        super().__init__(f"the {kind} request budget is spent for now", retry_after=retry_after)
+        self.kind = kind

@@ -33,6 +33,9 @@ class Metric:
     POLLS = "Polls"
     # Poll invocations that ended with JobStillRunning (the workflow's wait between polls).
     POLLS_STILL_RUNNING = "PollsStillRunning"
+    # Requests our own request budget refused (budgets.py): a deferred poll, a re-queued record.
+    POLLS_DEFERRED = "PollsDeferred"
+    RECORDS_DEFERRED = "RecordsDeferred"
     FAILURES_FOUND = "FailuresFound"
     AWS_REFUSALS = "AwsRefusals"  # a call AWS refused that the function tolerated
 

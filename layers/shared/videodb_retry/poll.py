@@ -1,14 +1,20 @@
-"""The poll loop's steps: follow the job inside one invocation, and judge one poll.
+"""The poll step: one request per invocation, the waits between polls are the workflow's.
 
-The workflow invokes the poll function with ``{"workflow_state": <state>, "retry_count":
-$$.State.RetryCount}``; a bare state is one ``poll_step`` (used to settle poll errors).
-The first invocation polls on the inline schedule (``inline_schedule``: short waits slept
-inside the function, cheaper than Step Functions transitions). Once that schedule is
-spent, a job still processing raises ``JobStillRunning``, and the workflow's Task Retry
-waits (growing, capped by MaxDelaySeconds) and invokes again, for one poll each.
+The workflow (statemachine/retry_workflow.asl.json) waits ``PollFirstWaitSeconds`` in a Wait
+state, then invokes the poll function with ``{"workflow_state": <state>, "retry_count":
+$$.State.RetryCount}``. Each invocation makes one request (no sleeping: a poll holds a Lambda
+for at most its hard time limit, which is what the concurrency budget counts). A job still
+processing raises ``JobStillRunning`` and the Task's Retry waits (growing, capped) and invokes
+again: one transition per poll. A bare state is one ``poll_step`` (settling a poll error,
+``sam local invoke``, the bench's fixed poller).
 
-A poll's result is a typed value: :class:`Waiting` (still processing; poll again in
-``wait_seconds``) or :class:`Ended` (``done``, ``failed`` or ``timed_out``, with the
+Every request takes a token from the shared request budget first (``gated_videodb``). A
+refused poll sent nothing and is not a poll: the function answers :class:`Deferred`
+(``status`` ``deferred``, with ``wait_seconds``) and the workflow waits in a Wait state, no
+Lambda held, then polls again.
+
+A poll's result is a typed value: :class:`Waiting` (still processing), :class:`Deferred` or
+:class:`Ended` (``done``, ``failed`` or ``timed_out``, with the
 :class:`~videodb_retry.outcomes.Outcome` the workflow re-queues and announces). Their
 ``to_state`` is the workflow state the handler returns, the one dict form of them.
 """
@@ -17,16 +23,30 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from videodb_retry.backoff import exponential_wait
-from videodb_retry.errors import PermanentError, TransientError
+from videodb_retry.errors import PermanentError, RequestDeferred, TransientError
 from videodb_retry.outcomes import Ending, Outcome
 from videodb_retry.ports import VideoDB
 from videodb_retry.settings import Settings
 from videodb_retry.status import JobState
+
+# The workflow's Retry on JobStillRunning (IntervalSeconds, BackoffRate, MaxDelaySeconds):
+# ASL takes no parameters for them, so they live in the definition; this mirror gives a bare
+# step's ``wait_seconds`` and is checked against the definition (tests/unit/test_poll_schedule.py).
+LADDER_FIRST_SECONDS = 15
+LADDER_FACTOR = 1.25
+LADDER_CAP_SECONDS = 900
+# A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
+# deferrals in this attempt: short while the budget frees up each second, growing when it
+# stays spent, so that even a day of deferrals (PollDeadlineSeconds' maximum) writes under a
+# thousand rounds into the execution's history (25,000 events, Step Functions quotas;
+# tests/integration/test_history_limit.py).
+DEFERRAL_CAP_SECONDS = 120
+DEFERRAL_JITTER = 0.25
 
 
 class TransientPollError(Exception):
@@ -53,6 +73,7 @@ class PollState:
     started_at: float
     deadline_at: float
     polls: int
+    deferrals: int = 0  # polls our own request budget refused in this attempt (not polls)
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> PollState:
@@ -66,6 +87,7 @@ class PollState:
                 started_at=float(state["started_at"]),
                 deadline_at=float(state["deadline_at"]),
                 polls=int(state.get("polls", 0)),
+                deferrals=int(state.get("deferrals", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidPollState(f"workflow state is missing or has a bad {exc}") from None
@@ -130,6 +152,33 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """A poll our own request budget refused (nothing was sent; not a poll): the workflow
+    waits ``wait_seconds`` in a Wait state, holding no Lambda, and polls again."""
+
+    carried: Mapping[str, Any]
+    polls: int
+    deferrals: int
+    wait_seconds: int
+
+    @property
+    def status(self) -> str:
+        """The state's ``status``: ``deferred`` (the workflow's Choice routes on it)."""
+        return DEFERRED
+
+    def to_state(self, settings: Settings) -> dict[str, Any]:
+        """The next workflow state: the polls made so far, carried across the Wait (the Task
+        is entered anew after it, so its retry count starts again)."""
+        return {
+            **self.carried,
+            "polls": self.polls,
+            "deferrals": self.deferrals,
+            "wait_seconds": self.wait_seconds,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
 class Ended:
     """An ended attempt: its outcome, for the workflow to re-queue and announce."""
 
@@ -157,7 +206,8 @@ class Ended:
         }
 
 
-PollResult = Waiting | Ended
+PollResult = Waiting | Deferred | Ended
+DEFERRED = "deferred"
 
 
 def poll_step(state: dict[str, Any], videodb: VideoDB, settings: Settings, now: float) -> PollResult:
@@ -180,9 +230,13 @@ def _poll(
         return _end(carried, current, settings, now, Ending.FAILED, error, polled=False)
     try:
         job = videodb.get_job(current.output_url, current.download_id)
+    except RequestDeferred:
+        return _defer(carried, current, settings, now)
     except PermanentError as exc:
         return _end(carried, current, settings, now, Ending.FAILED, str(exc))
     except TransientError as exc:
+        # Retried by the workflow for hours, past the deadline too: while VideoDB cannot answer,
+        # the job may well end, and the attempt is judged on VideoDB's next answer.
         raise TransientPollError(str(exc)) from None
     polls = current.polls + 1
     if job.state is JobState.DONE:
@@ -201,15 +255,22 @@ def _poll(
         # PollMaxPolls' MaxValue leaves room for every poll's retries too.
         error = f"job still processing after {polls} polls (PollMaxPolls)"
         return _end(carried, current, settings, now, Ending.TIMED_OUT, error)
-    wait = exponential_wait(
-        polls,
-        settings.poll_first_wait_seconds,
-        settings.poll_backoff_factor,
-        settings.poll_max_wait_seconds,
-    )
+    # A hint for a caller that waits itself (the bench's fixed poller): the workflow's ladder.
+    wait = exponential_wait(polls - 1, LADDER_FIRST_SECONDS, LADDER_FACTOR, LADDER_CAP_SECONDS)
     # The last wait ends at the deadline, so the final poll happens right on it.
     wait = max(1, min(wait, math.ceil(remaining)))
     return Waiting(carried, polls=polls, wait_seconds=wait, elapsed_seconds=now - current.started_at)
+
+
+def _defer(carried: Mapping[str, Any], current: PollState, settings: Settings, now: float) -> PollResult:
+    """The budget refused this poll: wait and try again, unless the deadline has passed."""
+    remaining = current.deadline_at - now
+    if remaining <= 0:
+        error = f"job still processing after {settings.poll_deadline_seconds} s (the last poll was deferred)"
+        return _end(carried, current, settings, now, Ending.TIMED_OUT, error, polled=False)
+    wait = exponential_wait(current.deferrals, 1, 2, DEFERRAL_CAP_SECONDS, jitter=DEFERRAL_JITTER)
+    wait = max(1, min(wait, math.ceil(remaining)))
+    return Deferred(carried, polls=current.polls, deferrals=current.deferrals + 1, wait_seconds=wait)
 
 
 def _end(
@@ -239,7 +300,7 @@ def _end(
 def _carried(state: dict[str, Any]) -> dict[str, Any]:
     # Carry the identifying fields forward as they came (the state machine sees them
     # unchanged); per-step fields are dropped so the state stays small.
-    keep = ("download_id", "job_id", "output_url", "attempt", "started_at", "deadline_at")
+    keep = ("download_id", "job_id", "output_url", "attempt", "started_at", "deadline_at", "max_attempts")
     return {key: state[key] for key in keep if key in state}
 
 
@@ -260,75 +321,23 @@ def _cause(poll_error: Any) -> str:
     return f"poll step failed ({error}): {message}"[:1024]
 
 
-@dataclass(frozen=True)
-class Clock:
-    """Wall-clock time and sleeping, as the poll loop sees them (swappable in benchmarks)."""
+def follow_job(event: dict[str, Any], videodb: VideoDB, settings: Settings, now: float) -> PollResult:
+    """Poll the job once; return the ended attempt or the deferral, or raise
+    ``JobStillRunning`` for the workflow's Retry to wait and invoke again.
 
-    now: Callable[[], float]
-    sleep: Callable[[float], None]
-
-
-def inline_schedule(settings: Settings) -> list[float]:
-    """Seconds after the retry at which the first invocation polls (never empty).
-
-    The first poll is ``PollFirstWaitSeconds`` in; each next wait is the previous one times
-    ``PollBackoffFactor``, capped at ``PollMaxWaitSeconds``, without jitter (the schedule is
-    recomputed by later invocations to count the polls it made); the last poll is at most
-    ``PollInlineSeconds`` in, and there are at most ``PollMaxPolls`` of them.
-    """
-    first = float(settings.poll_first_wait_seconds)
-    times = [first]
-    while len(times) < settings.poll_max_polls:
-        wait = exponential_wait(
-            len(times),
-            settings.poll_first_wait_seconds,
-            settings.poll_backoff_factor,
-            settings.poll_max_wait_seconds,
-            jitter=0,
-        )
-        if times[-1] + wait > settings.poll_inline_seconds:
-            break
-        times.append(times[-1] + wait)
-    return times
-
-
-def follow_job(
-    event: dict[str, Any],
-    videodb: VideoDB,
-    settings: Settings,
-    clock: Clock,
-    seconds_left: Callable[[], float],
-) -> PollResult:
-    """Poll the job on the rest of the inline schedule (or once, past it); return the ended
-    attempt, or raise ``JobStillRunning`` for the workflow to wait and call again.
-
-    Before sleeping, the invocation checks it has the sleep plus one full poll request left
-    (``seconds_left``: the Lambda context's remaining time), so it never times out mid-wait.
+    Polls already made: the state's (up to the Task's last entry) plus this entry's retry
+    count. Each retry of the Task followed one poll (``JobStillRunning``, a transient error)
+    or one invocation Lambda refused (throttling writes history too, so it counts toward
+    ``PollMaxPolls``, the history bound); a deferral ends the Task, so it never counts.
     """
     if "workflow_state" not in event or "poll_error" in event["workflow_state"]:
         # A bare state is one poll step (SettlePollError, `sam local invoke`, the bench's
         # fixed poller): it may return ``Waiting`` (``running``, with ``wait_seconds``).
-        return poll_step(event.get("workflow_state", event), videodb, settings, now=clock.now())
+        return poll_step(event.get("workflow_state", event), videodb, settings, now=now)
     state = event["workflow_state"]
-    retries = int(event.get("retry_count", 0) or 0)
+    retries = max(0, int(event.get("retry_count", 0) or 0))
     current = PollState.from_dict(state)
-    carried = _carried(state)
-    schedule = inline_schedule(settings)
-    elapsed = clock.now() - current.started_at
-    # Polls made by earlier invocations of this Task: the inline schedule's, then one per
-    # retry (a retry after a transient error counts as a poll).
-    polls = current.polls + sum(1 for t in schedule if t <= elapsed) + max(0, retries - 1)
-    targets = [t for t in schedule if t > elapsed] or [elapsed]
-    request_seconds = settings.connect_timeout_seconds + settings.read_timeout_seconds
-    for index, target in enumerate(targets):
-        due = min(current.started_at + target, current.deadline_at)
-        wait = due - clock.now()
-        if index and wait + request_seconds + 1 > seconds_left():
-            break
-        if wait > 0:
-            clock.sleep(wait)
-        result = _poll(carried, replace(current, polls=polls), videodb, settings, now=clock.now())
-        if isinstance(result, Ended):
-            return result
-        polls = result.polls
-    raise JobStillRunning(f"job still processing after {polls} polls")
+    result = _poll(_carried(state), replace(current, polls=current.polls + retries), videodb, settings, now)
+    if isinstance(result, Waiting):
+        raise JobStillRunning(f"job still processing after {result.polls} polls")
+    return result

@@ -4,7 +4,8 @@ The rule modules (retry_attempt, record_delivery, poll, sweeper, outcomes, break
 are typed against these and import no boto3, requests or adapter module
 (``tests/unit/test_layer_imports.py``). The adapters implement them: ``client.VideoDBClient``
 (HTTP), ``dead_letter.DeadLetterQueue``, ``queue_aws.VisibilityBackoff`` (SQS),
-``workflow.WorkflowStarter`` (Step Functions), ``outcomes_aws.OutcomePublisher`` (SQS and
+``workflow.WorkflowStarter`` (Step Functions), ``request_gate_aws.DynamoDBRequestGate`` (the
+request budget's counts), ``queue_aws.QueueDeferrals`` (SQS), ``outcomes_aws.OutcomePublisher`` (SQS and
 EventBridge), ``ledger.DynamoDBLedger``, ``sweeper_aws`` (DynamoDB claims, EventBridge) and
 ``breaker_aws`` (DynamoDB, Lambda, EventBridge); the functions in ``functions/`` wire them
 together. The tests' in-memory versions are in ``tests/fakes.py``.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: no import cycle, nothing loaded at run time
     from videodb_retry.breaker import Bucket, Mode, State
+    from videodb_retry.budgets import RequestKind
     from videodb_retry.messages import RetryRequest
     from videodb_retry.outcomes import Outcome
     from videodb_retry.status import JobStatus
@@ -35,6 +37,19 @@ class VideoDB(Protocol):
     def followable_url(self, url: str) -> str: ...
 
     def is_on_api_origin(self, url: str) -> bool: ...
+
+
+class RequestGate(Protocol):
+    """A shared per-second request budget; True when a request of ``kind`` may go now."""
+
+    def take(self, kind: RequestKind, now: float) -> bool: ...
+
+
+class Deferrals(Protocol):
+    """Puts a received record back on the retry queue as a new message (its receive count
+    starts again), after ``delay_seconds``: for work our own budget postponed."""
+
+    def defer(self, body: str, message_attributes: dict[str, Any], delay_seconds: int) -> None: ...
 
 
 class DeadLetters(Protocol):

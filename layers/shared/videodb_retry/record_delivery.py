@@ -7,22 +7,28 @@ last delivery (the attempt itself is ``retry_attempt``; how long to back off, ``
   ``Retry-After``), instead of the queue's fixed visibility timeout.
 - On its last allowed delivery, a record that fails again goes to the DLQ with the reason,
   rather than being moved there by SQS redrive with none.
+- A record whose POST our own request budget could not admit within the invocation's time
+  (``RequestDeferred``) is put back on the queue as a new message and reported done: our own
+  budget never spends a message's receives toward the DLQ.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from videodb_retry.errors import TransientError
+from videodb_retry.errors import RequestDeferred, TransientError
 from videodb_retry.messages import PoisonMessage, is_redriven, parse_body
 from videodb_retry.observability import Metric, count, logger
-from videodb_retry.ports import Visibility
+from videodb_retry.ports import Deferrals, Visibility
 from videodb_retry.redelivery_policy import RedeliveryPolicy
 from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 
 # Delay for records that were never started: they did nothing wrong, try them again soon.
 UNSTARTED_DELAY_SECONDS = 5
+# Delay of a record re-queued because the request budget had no token in time: the budget
+# was spent for the invocation's whole wait, so try again a little later, not at once.
+DEFERRED_DELAY_SECONDS = 10
 
 
 class QueueRecord(Protocol):
@@ -51,9 +57,12 @@ class OutOfTime(TransientError):
 class RecordDelivery:
     """Processes one delivered record under the time budget and redelivery policy."""
 
-    def __init__(self, settings: Settings, service: RetryService, backoff: Visibility) -> None:
+    def __init__(
+        self, settings: Settings, service: RetryService, backoff: Visibility, deferrals: Deferrals
+    ) -> None:
         self._service = service
         self._backoff = backoff
+        self._deferrals = deferrals
         self._policy = RedeliveryPolicy(
             first_delay_seconds=settings.redelivery_first_delay_seconds,
             factor=settings.redelivery_backoff_factor,
@@ -79,6 +88,12 @@ class RecordDelivery:
             raise OutOfTime(f"not started: {remaining_ms} ms left in the invocation")
         try:
             return self._service.process(message)
+        except RequestDeferred:
+            # Raises if SQS refuses the copy: the record then fails and is redelivered.
+            self._deferrals.defer(record.body, _attributes(record), DEFERRED_DELAY_SECONDS)
+            count(Metric.RECORDS_DEFERRED)
+            logger.info("request budget spent; record re-queued as a new message")
+            return RecordResult.DEFERRED
         except Exception as exc:
             count(Metric.TRANSIENT_ERRORS)
             if self._policy.is_last_delivery(receive_count):
@@ -106,6 +121,12 @@ class RecordDelivery:
                 "AWS refused the record's visibility change",
                 extra={"error": _describe(exc), "visibility_timeout_s": seconds},
             )
+
+
+def _attributes(record: QueueRecord) -> dict[str, Any]:
+    # The event's message attributes as Lambda delivers them (name -> {stringValue, dataType});
+    # the DLQ's marks must survive the re-queue (a redriven message stays redriven).
+    return {name: dict(value) for name, value in dict(record.message_attributes or {}).items()}
 
 
 def _download_id(message: InboundMessage) -> str | None:

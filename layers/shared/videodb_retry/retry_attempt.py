@@ -40,6 +40,7 @@ class RecordResult(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
+    DEFERRED = "deferred"  # our own request budget had no token in time: re-queued as new
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,11 @@ class RetryService:
         # The execution's input: the state the poll function reads back (PollState.from_dict).
         state = {
             **first.to_dict(),
+            # The workflow's first Wait (no Lambda waits): then the first poll.
             "wait_seconds": max(1, self._settings.poll_first_wait_seconds),
             "status": JobState.RUNNING.value,
+            # For the workflow's last-resort Failed event, built without the poll function.
+            "max_attempts": self._settings.max_retry_attempts,
         }
         if self._workflows.start(state):
             logger.info("retry issued; workflow started")

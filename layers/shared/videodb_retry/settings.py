@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+from videodb_retry.budgets import Budgets
 from videodb_retry.origin import Origin, parse_origin
 
 DEFAULT_API_BASE_URL = "https://api.videodb.io"
@@ -26,11 +27,8 @@ class Settings:
     connect_timeout_seconds: float = 3.05
     # The retry call "returns immediately"; a slow answer is better retried than waited for.
     read_timeout_seconds: float = 10.0
-    # The first invocation's inline poll schedule (see poll.inline_schedule).
-    poll_first_wait_seconds: int = 4
-    poll_backoff_factor: float = 2.0
-    poll_max_wait_seconds: int = 8
-    poll_inline_seconds: int = 44
+    # The workflow's Wait before the first poll (later waits are its Retry's, see poll.py).
+    poll_first_wait_seconds: int = 15
     poll_deadline_seconds: int = 7200
     poll_max_polls: int = 500
     max_retry_attempts: int = 3
@@ -51,6 +49,22 @@ class Settings:
     failure_event_source: str = ""
     failure_event_detail_type: str = ""
     sweep_table_name: str = ""
+    # The stack's budgets (template ConcurrencyBudget, VideoDBRequestsPerSecond) and what their
+    # split needs (see budgets.py): the retry queue's MaximumConcurrency, the poll's Timeout.
+    budget_lambda_concurrency: int = Budgets.lambda_concurrency
+    budget_videodb_rps: int = Budgets.videodb_rps
+    retry_max_concurrency: int = Budgets.retry_concurrency
+    poll_time_limit_seconds: int = Budgets.poll_time_limit_seconds
+
+    @property
+    def budgets(self) -> Budgets:
+        """The budgets and their split, from these settings."""
+        return Budgets(
+            lambda_concurrency=self.budget_lambda_concurrency,
+            videodb_rps=self.budget_videodb_rps,
+            retry_concurrency=self.retry_max_concurrency,
+            poll_time_limit_seconds=self.poll_time_limit_seconds,
+        )
 
     @property
     def api_origin(self) -> Origin:
@@ -93,9 +107,6 @@ class Settings:
             connect_timeout_seconds=number("HTTP_CONNECT_TIMEOUT_SECONDS", d.connect_timeout_seconds, float),
             read_timeout_seconds=number("HTTP_READ_TIMEOUT_SECONDS", d.read_timeout_seconds, float),
             poll_first_wait_seconds=int(number("POLL_FIRST_WAIT_SECONDS", d.poll_first_wait_seconds)),
-            poll_backoff_factor=number("POLL_BACKOFF_FACTOR", d.poll_backoff_factor, float),
-            poll_max_wait_seconds=int(number("POLL_MAX_WAIT_SECONDS", d.poll_max_wait_seconds)),
-            poll_inline_seconds=int(number("POLL_INLINE_SECONDS", d.poll_inline_seconds)),
             poll_deadline_seconds=int(number("POLL_DEADLINE_SECONDS", d.poll_deadline_seconds)),
             poll_max_polls=int(number("POLL_MAX_POLLS", d.poll_max_polls)),
             max_retry_attempts=int(number("MAX_RETRY_ATTEMPTS", d.max_retry_attempts)),
@@ -119,7 +130,12 @@ class Settings:
             failure_event_source=text("FAILURE_EVENT_SOURCE", ""),
             failure_event_detail_type=text("FAILURE_EVENT_DETAIL_TYPE", ""),
             sweep_table_name=text("STATE_TABLE_NAME", ""),
+            budget_lambda_concurrency=int(number("BUDGET_LAMBDA_CONCURRENCY", d.budget_lambda_concurrency)),
+            budget_videodb_rps=int(number("BUDGET_VIDEODB_RPS", d.budget_videodb_rps)),
+            retry_max_concurrency=int(number("RETRY_MAX_CONCURRENCY", d.retry_max_concurrency)),
+            poll_time_limit_seconds=int(number("POLL_TIME_LIMIT_SECONDS", d.poll_time_limit_seconds)),
         )
+        settings.budgets  # noqa: B018  (a budget too small fails at start-up, not on the first request)
         url_origin(settings.api_base_url)  # fail at start-up, not on the first record
         if any(mark in settings.api_base_url for mark in "?#"):
             raise ValueError("setting VIDEODB_API_BASE_URL must not have a query or fragment")
