@@ -3,9 +3,10 @@ becomes a virtual one, and a driver moves the time on when everything waits.
 
 Waits made virtual (each read or slept on the same clock):
 - moto's Step Functions: a Wait state, and the pause between a Task's retries (``Retry``);
-- the poll function: its ``time.time()`` and its inline ``time.sleep`` (other invocations
-  run meanwhile, as separate Lambda environments would);
-- the retry function's clock (``started_at``, ``deadline_at`` of a workflow);
+- the poll function's ``time`` (its request budget's windows, the attempt's deadline);
+- the retry function's clock (``started_at``, ``deadline_at`` of a workflow) and its wait for
+  the request budget's next window (other invocations run meanwhile, as they would in their
+  own Lambda environments);
 - every invocation's time left (the Lambda context's ``get_remaining_time_in_millis``);
 - moto's SQS: message delays, visibility timeouts and ``SentTimestamp``;
 - the sandbox's clock (when jobs end), given to :class:`SandboxServer` by the caller.
@@ -128,9 +129,12 @@ def _function_patches(
     return [
         (stack.functions["PollFunction"].module, "time", types.SimpleNamespace(time=clock, sleep=sleep)),
         (retry.delivery._service, "_clock", clock),
+        # The retry function's POST waits for the request budget's next window on this clock.
+        (retry.videodb, "_now", clock),
+        (retry.videodb, "_sleep", sleep),
         (lambda_runtime, "LocalLambdaContext", _virtual_context(clock)),
         # The local runtime runs one invocation at a time; here invocations wait on the clock
-        # (a poll sleeping inline, a record waiting for its request budget) while others run,
+        # (a record waiting for its request budget) while others run,
         # as each would in its own Lambda environment: no lock may be held across a wait.
         (lambda_runtime, "_INVOKE_LOCK", contextlib.nullcontext()),
         *_counted_records(clock, retry.processor),
