@@ -21,7 +21,7 @@ from typing import Any
 from videodb_retry.messages import is_valid_download_id
 
 from videodb_retry_local import network_guard
-from videodb_retry_local.capacity.counts import Counts
+from videodb_retry_local.capacity.counts import REDRIVEN, Counts
 from videodb_retry_local.capacity.stepped_clock import SteppedClock
 from videodb_retry_local.capacity.stepped_stack import drain, stepped_time
 from videodb_retry_local.demo_cases import CASES
@@ -38,8 +38,6 @@ Scenario = Sequence[tuple[str, Script]]
 API_KEY = "sk-calibration-key"
 COPIES = 50  # of each of the demo's six cases: 300 downloads
 REAL_TIMEOUT_S = 150.0  # the emulated run's bound in real time
-# The key of a dead letter SQS moved itself (maxReceiveCount): it carries no error_code.
-REDRIVEN = "redrive"
 
 # Template parameter overrides of the calibration: waits short enough that the scenario's
 # polls stay few (each costs real time in the emulation), two attempts per download, and the
