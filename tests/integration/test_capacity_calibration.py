@@ -1,13 +1,12 @@
 """Issue 20's calibration: the calibration scenario through the emulated stack (moto, the real
 handlers, the sandbox) in virtual time, against what its scripts imply and against the
-capacity model (when the model is on the branch): every count equal, the drain time within 10 %.
+capacity model: every count equal, the drain time within 10 %.
 
 One emulated run serves every test (about a minute of real time on a shared machine).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from typing import Any
 
@@ -19,6 +18,7 @@ from videodb_retry_local.capacity.calibration import (
     emulated_counts,
 )
 from videodb_retry_local.capacity.counts import Counts
+from videodb_retry_local.capacity.model import model_counts
 from videodb_retry_local.sandbox_downloads import Script
 
 DRAIN_TOLERANCE = 0.10  # the issue's bound on the model's drain time against the emulated one
@@ -85,10 +85,6 @@ def test_emulated_counts_are_what_the_scripts_imply(emulated: Counts) -> None:
 
 
 def test_the_model_counts_what_the_emulated_stack_counts(emulated: Counts) -> None:
-    if importlib.util.find_spec("videodb_retry_local.capacity.model") is None:
-        pytest.skip("the capacity model (scale-model's capacity/model.py) is not on this branch")
-    from videodb_retry_local.capacity.model import model_counts
-
     model = model_counts(CALIBRATION_SCENARIO, CALIBRATION_PARAMETERS)
     differences = [line for line in model.differences(emulated) if not line.startswith("drain_seconds:")]
     assert differences == [], f"model {model.to_dict()} != emulated {emulated.to_dict()}"
