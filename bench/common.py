@@ -299,10 +299,12 @@ class FakeAws:
     def install(self, services: Iterable[str] = ("dynamodb", "sqs", "stepfunctions", "events")) -> None:
         """Answer the calls of the cached clients (``videodb_retry.aws_clients``) of ``services``."""
         from moto.core.models import botocore_stubber
-        from videodb_retry import aws_clients
+        from videodb_retry import aws_clients, request_gate_aws
 
-        for service in services:
-            client = aws_clients.client(service)
+        clients = [aws_clients.client(service) for service in services]
+        if "dynamodb" in services:  # the request budget's counts (request_gate_aws.py)
+            clients.append(request_gate_aws.gate_client())
+        for client in clients:
             # moto's stubber would still match every request against its URL patterns.
             client.meta.events.unregister("before-send", botocore_stubber)
             client.meta.events.register_first("before-send", self._answer, unique_id=f"bench-fake-{id(self)}")
@@ -323,6 +325,8 @@ class FakeAws:
 
     @staticmethod
     def _body(service: str, operation: str, request: Any) -> dict[str, Any] | None:
+        if service == "dynamodb" and operation == "UpdateItem" and b"gate#" in (request.body or b""):
+            return {"Attributes": {"used": {"N": "1"}}}  # the window's first take: admitted
         if service == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem", "GetItem"):
             return {}
         if service == "sqs" and operation == "SendMessage":

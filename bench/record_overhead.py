@@ -30,6 +30,7 @@ from bench.common import (
     ratio,
     sqs_event,
 )
+from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
 
 KEY = "overhead"
 # No target (issue 20 item 8): the goal of 1/1.5 of a bare POST loop is retired. Three AWS calls
@@ -80,7 +81,8 @@ def measure(
     """Records per second: warm handler vs bare POST loop, interleaved rounds."""
     figure = Figure(KEY, "Per-record overhead")
     records_per_round = max(batch_size, records_per_round - records_per_round % batch_size)
-    with bench_stack(latency_seconds=0.0) as (sandbox, stack), quiet():
+    # Budgets that never bind: the figure measures the handler, not the request budget's pace.
+    with bench_stack(latency_seconds=0.0, overrides=BUDGETS_NEVER_BINDING) as (sandbox, stack), quiet():
         fakes = FakeAws()
         function = load_function(stack, "RetryFunction")
         fakes.install()
@@ -136,6 +138,9 @@ def measure(
         f"{batch_size} records, the bare loop one POST per record on one `requests.Session`.",
         f"AWS calls per record (all answered by the fakes): {calls_per_record:.1f} — "
         + ", ".join(f"{name} {count}" for name, count in sorted(aws_calls.items())),
+        "No target: the goal of 1/1.5 of the bare loop is retired (issue 20). The idempotency "
+        "ledger's put and update and the workflow's start are the price of doing each attempt once, "
+        "and the request budget's token (one more UpdateItem) the price of holding the budgets.",
     ]
     if breakdown:
         whole = breakdown["handler"] or 1.0

@@ -44,16 +44,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         count(Metric.POLLS_STILL_RUNNING)
         logger.info("still running", extra={"detail": str(still)})
         raise
+    answer = result.to_state(settings)  # the typed result becomes the workflow state only here
     if result.status == DEFERRED:
         count(Metric.POLLS_DEFERRED)
-        logger.info(
-            "deferred by the request budget",
-            extra={"wait_seconds": result.to_state(settings)["wait_seconds"]},
-        )
-        return result.to_state(settings)
+        logger.info("deferred by the request budget", extra={"wait_seconds": answer["wait_seconds"]})
+        return answer
     count(Metric.POLLS)
     if result.status in ENDING_METRICS:  # a bare poll step (sam local invoke) may answer running
         count(ENDING_METRICS[result.status])
     logger.info("polled", extra={"status": str(result.status), "polls": result.polls})
-    # The typed result becomes the workflow state only here, at the edge.
-    return result.to_state(settings)
+    return answer

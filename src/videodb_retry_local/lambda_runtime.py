@@ -193,10 +193,11 @@ class HandlerRouting:
     @staticmethod
     def _reset_caches() -> None:
         from aws_lambda_powertools.utilities import parameters
-        from videodb_retry import aws_clients, settings
+        from videodb_retry import aws_clients, request_gate_aws, settings
 
         settings.current.cache_clear()
         aws_clients.client.cache_clear()
+        request_gate_aws.gate_client.cache_clear()
         parameters.clear_caches()
 
 

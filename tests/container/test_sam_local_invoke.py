@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from videodb_retry.messages import PoisonMessage, parse_body
+from videodb_retry.poll import LADDER_CAP_SECONDS, LADDER_FACTOR, LADDER_FIRST_SECONDS
 from videodb_retry.workflow import execution_name
 
 from tests.container.conftest import EVENTS, Stack
@@ -170,13 +171,10 @@ def _start_job(sandbox: Any, api_key: str, download_id: str) -> dict[str, Any]:
         return json.loads(answer.read())["data"]
 
 
-def _wait_bounds(polls: int, settings: dict[str, str]) -> tuple[int, int]:
-    """Range of the poll function's next wait (backoff.exponential_wait, 10 % jitter)."""
-    first = float(settings["POLL_FIRST_WAIT_SECONDS"])
-    factor = float(settings["POLL_BACKOFF_FACTOR"])
-    cap = int(settings["POLL_MAX_WAIT_SECONDS"])
-    base = min(first * factor**polls, cap)
-    return max(1, min(math.floor(base * 0.9), cap)), max(1, min(math.ceil(base * 1.1), cap))
+def _wait_bounds(polls: int) -> tuple[int, int]:
+    """Range of a bare poll step's wait hint: the workflow's ladder (poll.LADDER_*), 10 % jitter."""
+    base = min(LADDER_FIRST_SECONDS * LADDER_FACTOR ** (polls - 1), LADDER_CAP_SECONDS)
+    return max(1, math.floor(base * 0.9)), max(1, min(math.ceil(base * 1.1), LADDER_CAP_SECONDS))
 
 
 @pytest.mark.parametrize("event_path", POLL_EVENTS, ids=[p.name for p in POLL_EVENTS])
@@ -205,7 +203,7 @@ def test_poll_payload(
     assert len(polls) == 1, "expected exactly one poll of the job"
     assert polls[0].headers.get("x-access-token") == stack.secret_api_key()
     if expected == "running":
-        low, high = _wait_bounds(result["polls"], settings)
+        low, high = _wait_bounds(result["polls"])
         assert low <= result["wait_seconds"] <= high, (result["wait_seconds"], low, high)
         assert "outcome" not in result
         return

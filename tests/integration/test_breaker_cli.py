@@ -17,7 +17,7 @@ def breaker_cli(capsys, function_name: str, *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def breaker_name(make_stack) -> str:
-    stack = make_stack()
+    stack = make_stack(RetryMaxConcurrency=5)  # above the ramp's first step (2), the default
     return stack.functions["BreakerFunction"].name
 
 

@@ -14,7 +14,7 @@ from moto.core.exceptions import JsonRESTError
 from videodb_retry_local.emulated_stack import EmulatedStack
 from videodb_retry_local.moto_env import scaled_retry_waits
 
-from .conftest import dead_letters_of, final_outcome, outcomes_of, wait_until
+from .conftest import dead_letters_of, final_outcome, outcomes_of
 
 
 class TooManyRequests(JsonRESTError):
@@ -83,3 +83,28 @@ def test_a_poll_function_that_never_runs_ends_in_the_dead_letter_queue_and_a_fai
     assert outcome["detail-type"] == "Download Retry Failed"
     assert outcome["detail"]["will_retry"] is False and outcome["detail"]["attempt"] == 1
     assert outcome["detail"]["max_attempts"] == 3 and "dead-letter" in outcome["detail"]["error"]
+
+
+def test_posts_the_request_budget_cannot_admit_come_back_as_new_messages(make_stack, sandbox):
+    """Our own budget never spends a receive: one intake request a second, and a retry function
+    with no time to wait for the next window, so every POST but the window's first is deferred:
+    its record goes back on the queue as a new message (receive count 1 again), until each
+    download has had its POST; none reaches the DLQ."""
+    from videodb_retry_local.sqs_event_source import QueueConsumer
+
+    stack = make_stack(ConcurrencyBudget=50, VideoDBRequestsPerSecond=2, MaxReceiveCount=5)
+    assert stack.functions["RetryFunction"].module.settings.budgets.intake_per_second == 1
+    # No patience: the invocation's time left minus a reserve that leaves none.
+    stack.functions["RetryFunction"].module.time_left._reserve = 10_000
+    ids = [f"dl-budget-{n}" for n in range(6)]
+    for download_id in ids:
+        sandbox.script(download_id, answer_done_at_once=True)
+        stack.send_to_queue(download_id)
+    consumer = QueueConsumer(stack, redelivery_seconds=1)
+
+    assert consumer.run(until=lambda: all(final_outcome(stack, i)() for i in ids), timeout=120)
+    assert all(len(sandbox.retry_calls(i)) == 1 for i in ids)  # one POST each, never refused twice
+    assert stack.dead_letters() == []
+    deliveries = [d for d in consumer.deliveries if d.body in ids]
+    assert len(deliveries) > len(ids)  # some were deferred and came back...
+    assert {d.receive_count for d in deliveries} == {1}  # ...as new messages, no receive spent

@@ -220,3 +220,17 @@ def test_the_template_defaults_are_the_rules_defaults() -> None:
     assert parameters["ConcurrencyBudget"]["MinValue"] == b.minimum_concurrency
     assert parameters["VideoDBRequestsPerSecond"]["Default"] == b.videodb_rps
     assert parameters["RetryMaxConcurrency"]["Default"] == b.retry_concurrency
+
+
+def test_a_count_dynamodb_refuses_is_a_transient_error_with_the_reason() -> None:
+    from botocore.exceptions import ClientError
+    from videodb_retry.errors import TransientError
+
+    class Throttled:
+        def update_item(self, **kwargs: object) -> dict[str, object]:
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+
+    gate = DynamoDBRequestGate("t", Budgets(), Throttled())
+    with pytest.raises(TransientError, match="ProvisionedThroughputExceededException"):
+        gate.take(RequestKind.POLL, 1.0)

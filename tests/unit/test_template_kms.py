@@ -156,7 +156,10 @@ RETRY_NEEDS = (
 )
 EXPECTED = {
     "RetryFunctionRole": RETRY_NEEDS,
-    "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))},
+    # Every VideoDB request takes a token from the request budget's counts in the table.
+    "PollFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
+    | _decrypt_send("dynamodb")
+    | {("kms:DescribeKey", KEY, via("dynamodb"))},
     "SweeperFunctionRole": {("kms:Decrypt", KEY, via("secretsmanager"))}
     | _decrypt_send("dynamodb")
     | {("kms:DescribeKey", KEY, via("dynamodb"))},

@@ -18,12 +18,15 @@ Rules encoded here:
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from videodb_retry.budgets import Budgets, RequestKind, request_class, window_of
+from videodb_retry.errors import TransientError
 
 GATE_KEY = "gate#{cls}#{window}"
 GATE_TTL_SECONDS = 3600  # a window's count is only read during that second
@@ -32,27 +35,39 @@ GATE_TTL_SECONDS = 3600  # a window's count is only read during that second
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=1)
 
 
+@cache
+def gate_client() -> Any:
+    """The DynamoDB client the gate counts with (short timeouts), one per process, built where a
+    handler module builds its gate: before any worker thread runs (boto3 clients are not built
+    thread-safely)."""
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
 class DynamoDBRequestGate:
     """Counts takes per class and window in DynamoDB; ``budgets`` decides."""
 
     def __init__(self, table_name: str, budgets: Budgets, dynamodb: Any = None) -> None:
         self._table = table_name
         self._budgets = budgets
-        # Built here, before any worker thread runs (boto3 clients are not built thread-safely).
-        self._dynamodb = dynamodb or boto3.client("dynamodb", config=_CONFIG)
+        self._dynamodb = dynamodb or gate_client()
 
     def take(self, kind: RequestKind, now: float) -> bool:
         """Count one take of ``kind``'s class in ``now``'s window; True when it is admitted."""
         window = window_of(now)
-        answer = self._dynamodb.update_item(
-            TableName=self._table,
-            Key={"id": {"S": GATE_KEY.format(cls=request_class(kind).value, window=window)}},
-            UpdateExpression="ADD used :one SET expiration = if_not_exists(expiration, :expires)",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":expires": {"N": str(window + GATE_TTL_SECONDS)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        try:
+            answer = self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"id": {"S": GATE_KEY.format(cls=request_class(kind).value, window=window)}},
+                UpdateExpression="ADD used :one SET expiration = if_not_exists(expiration, :expires)",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":expires": {"N": str(window + GATE_TTL_SECONDS)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # Not a refusal by the budget: the count could not be taken. Transient, with AWS's
+            # reason (the poll is retried by the workflow, the record redelivered by SQS).
+            raise TransientError(f"the request budget's count was not taken: {exc}") from None
         used_before = int(answer["Attributes"]["used"]["N"]) - 1
         return self._budgets.admits(kind, used_before)
