@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from videodb_retry_local import network_guard
+from videodb_retry_local.moto_env import direct_http
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sk-bench-key"
@@ -136,27 +137,6 @@ def run_process(
 def loopback_only() -> contextlib.AbstractContextManager[None]:
     """Refuse every connection that is not to loopback (a mistake must fail, not leak)."""
     return network_guard.loopback_only("bench")
-
-
-@contextlib.contextmanager
-def direct_http() -> Iterator[None]:
-    """``requests`` straight to the socket while moto is active.
-
-    moto's mock also routes every ``requests`` call through the ``responses`` library, matching
-    its URL against every AWS pattern before passing it through; the functions' calls to the
-    sandbox (and the bare baseline's) would pay that. Only boto3 is mocked meanwhile, and
-    :func:`loopback_only` still refuses anything but loopback.
-    """
-    from moto.core.models import responses_mock
-
-    started = getattr(responses_mock, "_patcher", None) is not None
-    if started:
-        responses_mock.stop(allow_assert=False)
-    try:
-        yield
-    finally:
-        if started:
-            responses_mock.start()
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bench.common import API_KEY, ROOT, VirtualClock, bench_stack, quiet, sqs_event
+from videodb_retry_local.execution_billing import billed_transitions, execution_history
 
 BASELINE_DEFINITION = ROOT / "bench" / "baseline_job_poller.asl.json"
 REAL_TIMEOUT_S = 120.0  # no execution may run longer than this in real time
@@ -70,27 +71,6 @@ def _wait_for_end(sfn: Any, execution_arn: str) -> dict[str, Any]:
     raise TimeoutError(f"execution {execution_arn} still running after {REAL_TIMEOUT_S} s (real)")
 
 
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events, token = [], None
-    while True:
-        page = sfn.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
-        )
-        events += page["events"]
-        token = page.get("nextToken")
-        if not token:
-            return events
-
-
-def billed_transitions(history: list[dict[str, Any]]) -> int:
-    """State transitions AWS bills: every state entered, plus every Task retry ("each retry
-    will be charged as an additional state transition")."""
-    entered = sum(1 for e in history if e["type"].endswith("StateEntered"))
-    tasks = sum(1 for e in history if e["type"] == "TaskStateEntered")
-    scheduled = sum(1 for e in history if e["type"] in ("TaskScheduled", "LambdaFunctionScheduled"))
-    return entered + max(0, scheduled - tasks)
-
-
 def _follow(
     stack: Any,
     sandbox: Any,
@@ -102,7 +82,7 @@ def _follow(
 ) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     described = _wait_for_end(sfn, execution_arn)
-    history = _history(sfn, execution_arn)
+    history = execution_history(sfn, execution_arn)
     state = json.loads(described["input"])
     job_path = urlsplit(state["output_url"]).path
     posts = [r.time for r in sandbox.retry_calls(download_id)]

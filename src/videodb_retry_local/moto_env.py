@@ -92,3 +92,25 @@ def atomic_dynamodb_writes() -> Iterator[None]:
                     mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
                 )
         yield
+
+
+@contextlib.contextmanager
+def direct_http() -> Iterator[None]:
+    """``requests`` straight to the socket while moto is active.
+
+    moto's mock also routes every ``requests`` call through the ``responses`` library, matching
+    its URL against every AWS pattern before passing it through; the functions' calls to the
+    sandbox (and the benchmarks' bare baseline's) would pay that. Only boto3 is mocked
+    meanwhile; :func:`videodb_retry_local.network_guard.loopback_only` around the run still
+    refuses anything but loopback.
+    """
+    from moto.core.models import responses_mock
+
+    started = getattr(responses_mock, "_patcher", None) is not None
+    if started:
+        responses_mock.stop(allow_assert=False)
+    try:
+        yield
+    finally:
+        if started:
+            responses_mock.start()

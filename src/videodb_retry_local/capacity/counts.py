@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+# The ``dead_letters`` key of a message SQS moved to the DLQ itself (maxReceiveCount): it
+# carries no error_code attribute, unlike the ones the functions send with their reason.
+REDRIVEN = "redrive"
+
 
 @dataclass(frozen=True)
 class Counts:
