@@ -21,7 +21,7 @@ from videodb_retry.messages import PoisonMessage, is_redriven, parse_body
 from videodb_retry.observability import Metric, count, logger
 from videodb_retry.ports import Deferrals, Visibility
 from videodb_retry.redelivery_policy import RedeliveryPolicy
-from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
+from videodb_retry.retry_attempt import AttemptDeferred, InboundMessage, RecordResult, RetryService
 from videodb_retry.settings import Settings
 
 # Delay for records that were never started: they did nothing wrong, try them again soon.
@@ -90,9 +90,14 @@ class RecordDelivery:
             raise OutOfTime(f"not started: {remaining_ms} ms left in the invocation")
         try:
             return self._service.process(message)
-        except RequestDeferred:
-            # Raises if SQS refuses the copy: the record then fails and is redelivered.
-            self._deferrals.defer(record.body, _attributes(record), DEFERRED_DELAY_SECONDS)
+        except RequestDeferred as deferred:
+            # The attempt as admitted (its retry sequence named: it needs no DLQ marks to be
+            # read as what it is), else the record as it came. Raises if SQS refuses the copy:
+            # the record then fails and is redelivered.
+            if isinstance(deferred, AttemptDeferred):
+                self._deferrals.defer(deferred.body, {}, DEFERRED_DELAY_SECONDS)
+            else:
+                self._deferrals.defer(record.body, _attributes(record), DEFERRED_DELAY_SECONDS)
             count(Metric.RECORDS_DEFERRED)
             logger.info("request budget spent; record re-queued as a new message")
             return RecordResult.DEFERRED

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgress
+from videodb_retry.errors import ForeignOriginError, PermanentError, RequestDeferred, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import ENDING_METRICS, Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome
@@ -103,6 +103,15 @@ class Issued:
         )
 
 
+class AttemptDeferred(RequestDeferred):
+    """Our own request budget deferred the POST; ``body`` puts the attempt, as admitted (its
+    retry sequence named), back on the queue."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__("retry")
+        self.body = body
+
+
 class RetryService:
     """Retries downloads through VideoDB and routes each answer."""
 
@@ -150,7 +159,13 @@ class RetryService:
         ):
             return self._duplicate(f"retry sequence {request.sequence} has ended or was superseded")
         try:
-            stored, _ = self._ledger.once("issue", request, lambda: self._issue(request).to_record())
+            try:
+                stored, _ = self._ledger.once("issue", request, lambda: self._issue(request).to_record())
+            except RequestDeferred:
+                # Nothing was sent (our own budget): the record comes back as this sequence's
+                # attempt, so on its return it carries on the sequence it began here instead of
+                # meeting that sequence as a duplicate report.
+                raise AttemptDeferred(request.to_body()) from None
             issued = Issued.from_record(stored)
             if issued.starts_workflow:
                 # Starting the workflow needs no ledger entry: the execution name is
