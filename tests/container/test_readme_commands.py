@@ -1,6 +1,6 @@
-"""The README's "On your machine" commands, run as written, in a fresh copy of the repository.
+"""docs/developing.md's "On your machine" commands, run as written, in a fresh copy of the repository.
 
-The bash blocks of that section are read from README.md here, so README and test cannot
+The bash blocks of that section are read from docs/developing.md here, so page and test cannot
 drift: the first block is the server (run in the background, as the user's first shell), the
 others run in order in one bash shell (the second shell; ``source`` carries over). What
 differs from a user's machine, and why:
@@ -40,7 +40,8 @@ from videodb_retry.messages import PoisonMessage, parse_body
 
 from tests.container.conftest import REPO, _sam_env, _timed
 
-README = REPO / "README.md"
+README = REPO / "docs" / "developing.md"  # the page that holds the section
+TEMPLATE = REPO / "template.yaml"
 SECTION = "### On your machine"
 SERVE_START_SECONDS = 120
 SCRIPT_TIMEOUT_SECONDS = 900
@@ -350,4 +351,9 @@ def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
     assert any(line.startswith("videodb: GET /download") for line in served_with_sweeper.lines)
     # One breaker tick: closed, the mapping left as the template deployed it.
     report = _result_of(ticked)
-    assert (report["mode"], report["concurrency"], report["mapping_changed"]) == ("closed", 5, False)
+    # (read from template.yaml's text: the tick leaves the mapping at RetryMaxConcurrency's default)
+    default = r"^  RetryMaxConcurrency:\n(?:    .*\n)*?    Default: (\d+)"
+    parameter = re.search(default, TEMPLATE.read_text(), re.M)
+    assert parameter, "template.yaml: RetryMaxConcurrency has no Default"
+    deployed = int(parameter.group(1))
+    assert (report["mode"], report["concurrency"], report["mapping_changed"]) == ("closed", deployed, False)
