@@ -98,7 +98,7 @@ iam: deps iam-deps  ## least privilege by execution: every AWS call against its 
 
 # Artifacts for `sam publish` (Serverless Application Repository) or `sam deploy --template-file`:
 # sam build, then sam package uploads the code, LICENSE and docs/sar/README.md to S3_BUCKET,
-# a bucket of yours (README "Publishing to the Serverless Application Repository").
+# a bucket of yours (docs/operating.md "Publishing to the Serverless Application Repository").
 PACKAGED := .aws-sam/packaged.yaml
 package: $(SAM)  ## sam build + sam package to S3_BUCKET (for sam publish)
 	@test -n "$(S3_BUCKET)" || { echo "usage: make package S3_BUCKET=<your artifact bucket> [S3_PREFIX=...]" >&2; exit 2; }

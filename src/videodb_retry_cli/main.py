@@ -231,9 +231,10 @@ def _add_breaker(commands: Subcommands) -> None:
         commands,
         "breaker",
         "see the circuit breaker, or open / close it by hand",
-        "The circuit breaker pauses the retry queue while VideoDB fails (see README, Outage mode).\n"
-        "'status' shows it; 'open' pauses retries until 'close' (no probes meanwhile); 'close'\n"
-        "resumes them at once, ramping up. The breaker function does it (lambda:InvokeFunction).",
+        "The circuit breaker pauses the retry queue while VideoDB fails (docs/operating.md,\n"
+        "Outage mode). 'status' shows it; 'open' pauses retries until 'close' (no probes meanwhile);\n"
+        "'close' resumes them at once, ramping up. The breaker function does it\n"
+        "(lambda:InvokeFunction).",
     )
     p.add_argument(
         "action", nargs="?", default="status", choices=breaker_switch.ACTIONS, help="default: status"

@@ -116,7 +116,7 @@ CASES = [
         "timed out on every attempt",
         "json",
         # VideoDB documents retry for downloads in `error` only; this case assumes it accepts
-        # a retry of a still-processing one (the sandbox refuses it by default: README,
+        # a retry of a still-processing one (the sandbox refuses it by default: docs/contract.md,
         # "VideoDB answers").
         {"never_finishes": True, "not_failed_retry_status": None},
         lambda e, attempts: e.statuses == ["timed_out"] * attempts and e.last["will_retry"] is False,

@@ -277,18 +277,18 @@ def _customer_keys(stack: EmulatedStack) -> dict[str, str]:
 
 
 def readme_key_policy() -> list[dict[str, Any]]:
-    """The key-policy statements the README tells users to add for a customer-managed key."""
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    """The key-policy statements docs/operating.md tells users to add for a customer-managed key."""
+    text = (PROJECT_ROOT / "docs" / "operating.md").read_text(encoding="utf-8")
     match = re.search(r"<!-- kms-key-policy -->\s*```json\n(.*?)```", text, re.DOTALL)
     if match is None:
-        raise TemplateError("README lacks the key policy block (<!-- kms-key-policy --> then a json block)")
+        raise TemplateError("docs/operating.md lacks the key policy (<!-- kms-key-policy --> then json)")
     statements: list[dict[str, Any]] = json.loads(match.group(1))["Statement"]
     return statements
 
 
 def key_policy(stack: EmulatedStack) -> dict[str, Any]:
-    """A customer-managed key's policy as the README asks for it: AWS's default statement
-    (the account's IAM policies may grant use of the key) plus the README's statements."""
+    """A customer-managed key's policy as docs/operating.md asks for it: AWS's default statement
+    (the account's IAM policies may grant use of the key) plus that page's statements."""
     account, region = stack.ids.account_id, stack.ids.region
     default = {
         "Sid": "Enable IAM User Permissions",

@@ -43,7 +43,7 @@ PREFIXES = (
         "dl-stuck-",
         "the job never finishes",
         "timed out on every attempt",
-        # Assumes VideoDB accepts a retry of a still-processing download (README, "VideoDB
+        # Assumes VideoDB accepts a retry of a still-processing download (docs/contract.md, "VideoDB
         # answers": the sandbox refuses it by default).
         {"never_finishes": True, "not_failed_retry_status": None},
     ),

@@ -226,7 +226,7 @@ def _scripted_cases(kinds: list[str], rng: random.Random, attempts: int) -> list
             script = {"fail_times": KINDS[kind].failures}
         elif kind == "wf_timeout":
             # Every attempt times out only if VideoDB accepts a retry of a still-processing
-            # download; the sandbox refuses it by default (README, "VideoDB answers").
+            # download; the sandbox refuses it by default (docs/contract.md, "VideoDB answers").
             script = {"never_finishes": True, "not_failed_retry_status": None}
         elif kind == "now_done":
             script = {"answer_done_at_once": True}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.package_size import IMPORT_ENV
+from tests.documentation import page
 from videodb_retry_local.template import PROJECT_ROOT, load_document
 
 sys.path.insert(0, str(PROJECT_ROOT / "layers" / "shared"))
@@ -236,9 +237,8 @@ def test_built_template_targets_the_runtime(build_dir):
 
 
 def test_readme_dependency_table_names_every_pin():
-    """The README's "Dependencies" table shows the versions the layer and the tests install."""
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    """docs/developing.md's "Dependencies" table shows the versions the layer and the tests install."""
+    section = page("developing").split("## Dependencies", 1)[1].split("\n## ", 1)[0]
     pins = re.findall(
         r"^([A-Za-z0-9_.-]+)==([0-9.]+)",
         (PROJECT_ROOT / "layers" / "shared" / "requirements.txt").read_text(),
@@ -247,4 +247,4 @@ def test_readme_dependency_table_names_every_pin():
     pins += sorted(_sdk_pins((PROJECT_ROOT / "requirements-dev.txt").read_text()).items())
     assert len(pins) >= 4
     for name, version in pins:
-        assert f"`{name}` `{version}`" in section, f"README Dependencies lacks `{name}` `{version}`"
+        assert f"`{name}` `{version}`" in section, f"developing.md Dependencies lacks `{name}` `{version}`"

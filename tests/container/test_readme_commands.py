@@ -1,6 +1,6 @@
-"""The README's "On your machine" commands, run as written, in a fresh copy of the repository.
+"""docs/developing.md's "On your machine" commands, run as written, in a fresh copy of the repository.
 
-The bash blocks of that section are read from README.md here, so README and test cannot
+The bash blocks of that section are read from docs/developing.md here, so page and test cannot
 drift: the first block is the server (run in the background, as the user's first shell), the
 others run in order in one bash shell (the second shell; ``source`` carries over). What
 differs from a user's machine, and why:
@@ -40,7 +40,8 @@ from videodb_retry.messages import PoisonMessage, parse_body
 
 from tests.container.conftest import REPO, _sam_env, _timed
 
-README = REPO / "README.md"
+PAGE = REPO / "docs" / "developing.md"  # the page that holds the section (once the README)
+TEMPLATE = REPO / "template.yaml"
 SECTION = "### On your machine"
 SERVE_START_SECONDS = 120
 SCRIPT_TIMEOUT_SECONDS = 900
@@ -50,8 +51,8 @@ MARK = "### readme-command: "
 
 
 def readme_blocks() -> list[str]:
-    """The ```bash blocks of the README's "On your machine" section, in order."""
-    text = README.read_text(encoding="utf-8")
+    """The ```bash blocks of the page's "On your machine" section, in order."""
+    text = PAGE.read_text(encoding="utf-8")
     start = text.index(SECTION)
     rest = text[start + len(SECTION) :]
     end = re.search(r"^#{2,3} ", rest, flags=re.MULTILINE)
@@ -63,7 +64,7 @@ def commands(block: str) -> list[str]:
     """The command lines of a block (no comments, no blank lines, no continuations)."""
     lines = [line.strip() for line in block.splitlines()]
     found = [line for line in lines if line and not line.startswith("#")]
-    assert not any(line.endswith("\\") for line in found), "keep README commands on one line each"
+    assert not any(line.endswith("\\") for line in found), "keep the page's commands on one line each"
     return found
 
 
@@ -157,14 +158,14 @@ def _path_env(sam_cli: Path, sam_home: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _serving(copy: Path, sam_cli: Path, sam_home: Path, options: str = "") -> Iterator[Background]:
-    """The README's server line (plus ``options``) in the background, until it is ready."""
+    """The page's server line (plus ``options``) in the background, until it is ready."""
     [server] = commands(readme_blocks()[0])
     line = f"{server}{options} --port-aws 0 --port-api 0 --max-seconds {SAFETY_SECONDS}"
     started = time.monotonic()
     background = Background(line, copy, _path_env(sam_cli, sam_home))
     try:
         assert background.wait_for("ready", SERVE_START_SECONDS), "\n".join(background.lines)
-        _timed(f"README: videodb-retry local --serve --host auto{options} (until ready)", started)
+        _timed(f"docs: videodb-retry local --serve --host auto{options} (until ready)", started)
         yield background
     finally:
         background.stop()
@@ -179,7 +180,7 @@ def served(
 
 
 def _run_client_shell(copy: Path, env: dict[str, str]) -> dict[str, str]:
-    """The README's later blocks in one bash shell; returns each command's output."""
+    """The page's later blocks in one bash shell; returns each command's output."""
     lines = [line for block in readme_blocks()[1:] for line in commands(block)]
     script = "set -euo pipefail\n" + "".join(
         # A newline first: `sam local invoke` ends its answer without one.
@@ -195,7 +196,7 @@ def _run_client_shell(copy: Path, env: dict[str, str]) -> dict[str, str]:
         text=True,
         timeout=SCRIPT_TIMEOUT_SECONDS,
     )
-    _timed("README: the second shell's commands (sam build, invokes, status, redrive)", started)
+    _timed("docs: the second shell's commands (sam build, invokes, status, redrive)", started)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     outputs: dict[str, str] = {}
     current = None
@@ -310,7 +311,7 @@ def _prose(text: str) -> str:
 def served_with_sweeper(
     fresh_copy: Path, sam_cli: Path, sam_home: Path, bridge_ip: str, allow_bridge: None
 ) -> Iterator[Background]:
-    """The README's server line with the sweeper on, as the section's prose says to start it."""
+    """The page's server line with the sweeper on, as the section's prose says to start it."""
     with _serving(fresh_copy, sam_cli, sam_home, " --param SweeperEnabled=true") as background:
         yield background
 
@@ -320,7 +321,7 @@ def served_with_sweeper(
 def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
     served_with_sweeper: Background, fresh_copy: Path, lambda_image: str, sam_cli: Path, sam_home: Path
 ) -> None:
-    section = _prose(README.read_text(encoding="utf-8").split(SECTION, 1)[1])
+    section = _prose(PAGE.read_text(encoding="utf-8").split(SECTION, 1)[1])
     sweep = "sam local invoke SweeperFunction --env-vars .aws-sam/local/env.json"
     tick = "sam local invoke BreakerFunction --env-vars .aws-sam/local/env.json"
     assert "--param SweeperEnabled=true" in section and sweep in section and tick in section
@@ -337,7 +338,7 @@ def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
         text=True,
         timeout=SCRIPT_TIMEOUT_SECONDS,
     )
-    _timed("README: sam build, invoke SweeperFunction and BreakerFunction", started)
+    _timed("docs: sam build, invoke SweeperFunction and BreakerFunction", started)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     swept, ticked = done.stdout.split(MARK)
     # One sweep against the sandbox: it listed downloads, and none had failed.
@@ -350,4 +351,9 @@ def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
     assert any(line.startswith("videodb: GET /download") for line in served_with_sweeper.lines)
     # One breaker tick: closed, the mapping left as the template deployed it.
     report = _result_of(ticked)
-    assert (report["mode"], report["concurrency"], report["mapping_changed"]) == ("closed", 5, False)
+    # (read from template.yaml's text: the tick leaves the mapping at RetryMaxConcurrency's default)
+    default = r"^  RetryMaxConcurrency:\n(?:    .*\n)*?    Default: (\d+)"
+    parameter = re.search(default, TEMPLATE.read_text(), re.M)
+    assert parameter, "template.yaml: RetryMaxConcurrency has no Default"
+    deployed = int(parameter.group(1))
+    assert (report["mode"], report["concurrency"], report["mapping_changed"]) == ("closed", deployed, False)

@@ -159,7 +159,7 @@ def test_the_template_allows_every_call_and_every_call_is_exercised():
 
 
 def test_with_a_customer_managed_key_every_call_and_its_key_use_is_allowed():
-    # The key's policy is the README's: AWS's default statement plus its service statements.
+    # The key's policy is docs/operating.md's: AWS's default statement plus its service statements.
     assert iam_pass.run_pass(parameters={"KmsKeyArn": KEY}) == []
 
 

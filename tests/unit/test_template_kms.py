@@ -2,7 +2,7 @@
 into CloudFormation: with ``KmsKeyArn`` every store uses the key and each role gets exactly the
 ``kms:`` actions it needs on it (through the service that needs them); without it nothing
 changes; an existing secret's own key (``ExistingApiKeySecretKmsKeyArn``) gets ``kms:Decrypt``
-for the functions that read the secret. The key-policy statements the README tells users to
+for the functions that read the secret. The key-policy statements docs/operating.md tells users to
 add are checked for the services the template cannot authorise itself.
 """
 
@@ -213,7 +213,7 @@ def test_an_existing_secret_without_its_own_key_adds_nothing():
     assert all(not found for found in kms_grants(template, ids).values())
 
 
-# -- the key policy the README asks for ---------------------------------------------------------
+# -- the key policy docs/operating.md asks for -----------------------------------------------------
 
 
 def test_readme_key_policy_lets_the_services_that_act_for_the_app_use_the_key():

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from videodb_retry_local.template import PROJECT_ROOT, PhysicalIds, Template, load_document
+from tests.documentation import page
+from videodb_retry_local.template import PhysicalIds, Template, load_document
 
 DOCUMENT = load_document()
 RESOURCES = DOCUMENT["Resources"]
@@ -137,10 +138,10 @@ def test_each_function_logs_json_to_the_stacks_own_group_created_before_it():
     for logical_id, group in groups.items():
         name = group["Properties"]["LogGroupName"]["Fn::Sub"]
         assert not {f for f in functions if "${" + f + "}" in name}, f"{logical_id} waits for its function"
-    # The names the README gives operators (its key policy matches /aws/lambda/STACK_NAME-*).
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    assert "`/aws/lambda/<stack name>-<Function>`" in readme
-    assert "`/aws/vendedlogs/states/<stack name>-retry-workflow`" in readme
+    # The names docs/operating.md gives operators (its key policy matches /aws/lambda/STACK_NAME-*).
+    operating = page("operating")
+    assert "`/aws/lambda/<stack name>-<Function>`" in operating
+    assert "`/aws/vendedlogs/states/<stack name>-retry-workflow`" in operating
     stack = Template.load(overrides={"SweeperEnabled": "true"})
     for logical_id in stack.resources_of_type("AWS::Logs::LogGroup"):
         name = stack.properties(logical_id, PhysicalIds(stack_name="s"))["LogGroupName"]
@@ -225,7 +226,7 @@ def test_the_alarm_topic_is_never_under_an_aws_managed_key():
     # cloudwatch.amazonaws.com use it; an AWS managed key's (alias/aws/sns) cannot be edited
     # (AWS knowledge center "Why didn't I receive an SNS notification for my CloudWatch alarm
     # trigger?"; SNS docs "Enable compatibility between event sources from AWS services and
-    # encrypted topics"). No key, or the customer key whose policy the README gives.
+    # encrypted topics"). No key, or the customer key whose policy docs/operating.md gives.
     from tests.unit.test_template import fake_ids
 
     configurations = every_configuration()
