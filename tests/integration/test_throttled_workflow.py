@@ -90,6 +90,8 @@ def test_posts_the_request_budget_cannot_admit_come_back_as_new_messages(make_st
     with no time to wait for the next window, so every POST but the window's first is deferred:
     its record goes back on the queue as a new message (receive count 1 again), until each
     download has had its POST; none reaches the DLQ."""
+    from videodb_retry.messages import parse_body
+
     from videodb_retry_local.sqs_event_source import QueueConsumer
 
     stack = make_stack(ConcurrencyBudget=50, VideoDBRequestsPerSecond=2, MaxReceiveCount=5)
@@ -105,6 +107,9 @@ def test_posts_the_request_budget_cannot_admit_come_back_as_new_messages(make_st
     assert consumer.run(until=lambda: all(final_outcome(stack, i)() for i in ids), timeout=120)
     assert all(len(sandbox.retry_calls(i)) == 1 for i in ids)  # one POST each, never refused twice
     assert stack.dead_letters() == []
-    deliveries = [d for d in consumer.deliveries if d.body in ids]
+    deliveries = [d for d in consumer.deliveries if parse_body(d.body).download_id in ids]
     assert len(deliveries) > len(ids)  # some were deferred and came back...
     assert {d.receive_count for d in deliveries} == {1}  # ...as new messages, no receive spent
+    # ...each as the attempt its report began: sequence 1 of its download, never a new report.
+    returned = [parse_body(d.body) for d in deliveries if d.body not in ids]
+    assert returned and all(r.sequence == 1 and r.attempt == 1 for r in returned)
