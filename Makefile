@@ -44,7 +44,7 @@ $(IAM_EVALUATOR): scripts/iam/package.json scripts/iam/package-lock.json
 iam-deps: $(IAM_EVALUATOR)  ## install the IAM policy evaluator (npm ci in scripts/iam)
 
 demo: deps  ## the whole pipeline locally on a scripted mix (no AWS, no network)
-	$(PY) -m videodb_retry_local.demo $(DEMO_ARGS)
+	$(PY) -m videodb_retry_local.commands.demo $(DEMO_ARGS)
 
 test: lint iam-deps  ## everything CI runs: make lint, then every test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -76,12 +76,12 @@ container: deps $(SAM) containers  ## sam local invoke of every events/ payload 
 
 # The full soak (10,000 messages, faults and duplicates injected); make test runs a small one.
 soak: deps  ## 10,000 messages with faults and duplicates, exact accounting
-	$(PY) -m videodb_retry_local.soak $(SOAK_ARGS)
+	$(PY) -m videodb_retry_local.load.soak $(SOAK_ARGS)
 
 # A long VideoDB outage replayed (time compressed), with and without the circuit breaker;
 # make test runs a small one (tests/integration/test_breaker.py).
 outage: deps  ## a long VideoDB outage replayed, with and without the circuit breaker
-	$(PY) -m videodb_retry_local.outage $(OUTAGE_ARGS)
+	$(PY) -m videodb_retry_local.load.outage $(OUTAGE_ARGS)
 
 # Performance figures, each a ratio to a baseline measured in the same run (bench/results.md).
 bench: deps $(SAM)  ## performance figures against same-run baselines (bench/results.md)
@@ -90,7 +90,7 @@ bench: deps $(SAM)  ## performance figures against same-run baselines (bench/res
 # Least privilege by execution: every AWS call of the functions and the workflow, authorized
 # against its own role from the SAM translation; any denial fails (tests/integration/test_iam.py).
 iam: deps iam-deps  ## least privilege by execution: every AWS call against its own role
-	$(PY) -m videodb_retry_local.iam_pass $(IAM_ARGS)
+	$(PY) -m videodb_retry_local.commands.iam_pass $(IAM_ARGS)
 
 # Artifacts for `sam publish` (Serverless Application Repository) or `sam deploy --template-file`:
 # sam build, then sam package uploads the code, LICENSE and docs/sar/README.md to S3_BUCKET,

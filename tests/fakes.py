@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from videodb_retry.breaker import Bucket, Mode, State
-from videodb_retry.breaker_aws import StateConflict, SwitchRefused
-from videodb_retry.budgets import Budgets, RequestClass, RequestKind, request_class, window_of
+from videodb_retry.adapters.breaker_aws import StateConflict, SwitchRefused
+from videodb_retry.adapters.workflow import execution_name
 from videodb_retry.errors import StepInProgress, TransientError
-from videodb_retry.messages import RetryRequest
-from videodb_retry.outcomes import Outcome
-from videodb_retry.retry_sequences import RetrySequences
-from videodb_retry.sequence import SequenceConflict, SequenceRecord
-from videodb_retry.workflow import execution_name
+from videodb_retry.rules.breaker import Bucket, Mode, State
+from videodb_retry.rules.budgets import Budgets, RequestClass, RequestKind, request_class, window_of
+from videodb_retry.rules.messages import RetryRequest
+from videodb_retry.rules.outcomes import Outcome
+from videodb_retry.rules.sequence import SequenceConflict, SequenceRecord
+from videodb_retry.steps.retry_sequences import RetrySequences
 
 
 class FakeKey:

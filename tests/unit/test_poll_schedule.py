@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from videodb_retry import poll
-from videodb_retry.budgets import Budgets
-from videodb_retry.client import VideoDBClient
-from videodb_retry.gated_videodb import GatedVideoDB
-from videodb_retry.poll import Deferred, JobStillRunning, follow_job
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.rules.budgets import Budgets
 from videodb_retry.settings import Settings
+from videodb_retry.steps import poll
+from videodb_retry.steps.gated_videodb import GatedVideoDB
+from videodb_retry.steps.poll import Deferred, JobStillRunning, follow_job
 
 from tests.fakes import InMemoryGate
-from videodb_retry_local.template import PROJECT_ROOT, Template
+from videodb_retry_local.stack.template import PROJECT_ROOT, Template
 
 from .conftest import Answer, FakeKey
 

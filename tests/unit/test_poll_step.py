@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from videodb_retry.client import VideoDBClient
-from videodb_retry.poll import InvalidPollState, TransientPollError, poll_step
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.steps.poll import InvalidPollState, TransientPollError, poll_step
 
 from .conftest import Answer, FakeKey
 

@@ -1,6 +1,6 @@
 """The README stays true to the template and the Makefile."""
 
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
