@@ -239,3 +239,18 @@ class FakeDeferrals:
 
     def defer(self, body: str, message_attributes: dict[str, Any], delay_seconds: int) -> None:
         self.deferred.append((body, message_attributes, delay_seconds))
+
+
+def workflow_state(base_url: str, **overrides: Any) -> dict[str, Any]:
+    """The poll state of download-1's first attempt (job-1, polled at ``base_url``), as the retry
+    function starts the workflow with it, with ``overrides``."""
+    return {
+        "download_id": "download-1",
+        "job_id": "job-1",
+        "output_url": f"{base_url}/async-response/job-1",
+        "attempt": 1,
+        "started_at": 1000.0,
+        "deadline_at": 1600.0,
+        "polls": 0,
+        **overrides,
+    }

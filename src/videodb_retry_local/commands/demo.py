@@ -29,7 +29,7 @@ from pathlib import Path
 from videodb_retry_local.commands.demo_cases import CASES, Case, Ending, collect, send
 from videodb_retry_local.stack.emulated_stack import EmulatedStack
 from videodb_retry_local.stack.moto_env import local_aws
-from videodb_retry_local.stack.presets import REAL_API_PARAMETERS, SANDBOX_PARAMETERS
+from videodb_retry_local.stack.presets import REAL_API_PARAMETERS, SANDBOX_PARAMETERS, add_param_option
 from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 from videodb_retry_local.stack.template import TemplateError
 from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
@@ -146,13 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--download-id", action="append", default=[], help="with --api-base: a download to retry"
     )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="template parameter override (repeatable)",
-    )
+    add_param_option(parser)
     parser.add_argument("--timeout", type=float, default=MAX_SECONDS, help=f"seconds, at most {MAX_SECONDS}")
     parser.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
     serve = parser.add_argument_group("serve mode (keep the stack up for the videodb-retry commands)")
@@ -216,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as designed."""
     args = parse_args(argv)
     quiet_logs(args.verbose)
-    overrides = dict(p.split("=", 1) for p in args.param if "=" in p)
+    overrides = dict(args.param)
     if args.serve:
         # Imported only for --serve: it loads the moto server (werkzeug, flask), which a plain
         # demo run does not need.

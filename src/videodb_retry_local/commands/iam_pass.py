@@ -37,7 +37,7 @@ from videodb_retry_local.stack.iam.iam_requests import Request, RequestContext
 from videodb_retry_local.stack.iam.sam_translation import execution_roles, translate
 from videodb_retry_local.stack.lambda_runtime import FunctionError
 from videodb_retry_local.stack.moto_env import local_aws
-from videodb_retry_local.stack.presets import SANDBOX_PARAMETERS
+from videodb_retry_local.stack.presets import SANDBOX_PARAMETERS, add_param_option
 from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 from videodb_retry_local.stack.template import DEFAULT_TEMPLATE, PROJECT_ROOT, TemplateError
 from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
@@ -329,12 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--template", default=str(DEFAULT_TEMPLATE), help="the SAM template (default: template.yaml)"
     )
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="parameter override"
-    )
+    add_param_option(parser)
     args = parser.parse_args(argv)
     demo.quiet_logs(verbose=False)
-    problems = run_pass(args.template, dict(p.split("=", 1) for p in args.param if "=" in p))
+    problems = run_pass(args.template, dict(args.param))
     for problem in problems:
         print(f"iam: {problem}", file=sys.stderr)
     verdict = (

@@ -53,7 +53,7 @@ from videodb_retry_local.load.soak_plan import (
 )
 from videodb_retry_local.load.soak_runner import run_shards
 from videodb_retry_local.load.soak_shard import OVERTIME_FACTOR, SHARD_GRACE_SECONDS, ShardRun
-from videodb_retry_local.stack.presets import SOAK_PARAMETERS
+from videodb_retry_local.stack.presets import SOAK_PARAMETERS, add_param_option
 from videodb_retry_local.stack.template import Template, TemplateError
 
 # -- entry points ---------------------------------------------------------------------------
@@ -147,13 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=min(2, os.cpu_count() or 1),
         help="processes, each with its own sandbox and emulated stack (default: cores, at most 2)",
     )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="template parameter override (repeatable)",
-    )
+    add_param_option(parser)
     parser.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
     args = parser.parse_args(argv)
     if args.messages < 1:
@@ -167,15 +161,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--timeout must be between 0 and {MAX_TIMEOUT:g}")
     if not 1 <= args.shards <= 16:
         parser.error("--shards must be between 1 and 16")
-    if any("=" not in p for p in args.param):
-        parser.error("--param takes NAME=VALUE")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; exit status 0 only when the accounting is exact."""
     args = parse_args(argv)
-    parameters = {**SOAK_PARAMETERS, **dict(p.split("=", 1) for p in args.param)}
+    parameters = {**SOAK_PARAMETERS, **dict(args.param)}
     try:
         # Checked here, once, rather than failing in every shard.
         Template.load(overrides={**parameters, "VideoDBApiBaseUrl": "http://127.0.0.1:1"})

@@ -100,7 +100,7 @@ def judge(cases: Sequence[Case], seen_all: dict[str, dict[str, Any]], attempts: 
         # download went through means one attempt was sent to VideoDB twice.
         attempts_seen = max([e.get("attempt", 0) for e in seen["events"]] + [len(expected.events)])
         duplicate_retries += max(0, case_issued - attempts_seen)
-        problems = _problems(case, expected, seen, final)
+        problems = _problems(expected, seen, final)
         if problems:
             trail = ", ".join(f"{t:.1f}s {what}" for t, what in seen.get("trail", []))
             not_as_predicted.append(
@@ -131,7 +131,7 @@ def observed_final(seen: dict[str, Any]) -> str:
     return "lost"
 
 
-def _problems(case: Case, expected: Expected, seen: dict[str, Any], final: str) -> list[str]:
+def _problems(expected: Expected, seen: dict[str, Any], final: str) -> list[str]:
     """How one case differs from its prediction (empty: as predicted)."""
     problems = []
     if final != expected.final:

@@ -1,7 +1,10 @@
 """Template parameter presets of the local runs, in one place: each shrinks the template's
-waits (or sizes) for one use, and says why."""
+waits (or sizes) for one use, and says why; and the ``--param NAME=VALUE`` option that
+overrides them from a command line."""
 
 from __future__ import annotations
+
+import argparse
 
 # The workflow's Retry waits (15 s growing x1.25 between polls; literals of the definition,
 # not parameters) are slept this many times over in local runs, so a poll ladder that takes
@@ -60,3 +63,22 @@ OUTAGE_VIRTUAL_TIMING: dict[str, int] = {
     "RedeliveryMaxDelaySeconds": 900,
     "BreakerWindowSeconds": 300,
 }
+
+
+def add_param_option(parser: argparse.ArgumentParser) -> None:
+    """``--param NAME=VALUE`` (repeatable): a template parameter override; ``dict(args.param)``."""
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help="template parameter override (repeatable)",
+    )
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"--param takes NAME=VALUE, not {text!r}")
+    return name, value
