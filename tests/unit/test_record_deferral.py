@@ -19,6 +19,7 @@ from tests.fakes import (
     FakeWorkflows,
     InMemoryGate,
     InMemoryLedger,
+    in_memory_sequences,
 )
 
 
@@ -35,7 +36,7 @@ def record(body: str, receive_count: int = 9, attributes: dict | None = None) ->
         body=body,
         message_id="m-1",
         receipt_handle="rh-1",
-        attributes=SimpleNamespace(approximate_receive_count=str(receive_count)),
+        attributes=SimpleNamespace(approximate_receive_count=str(receive_count), sent_timestamp="500000"),
         message_attributes=attributes or {},
     )
 
@@ -57,6 +58,7 @@ def test_a_post_the_budget_cannot_admit_is_requeued_as_new_not_failed(http_serve
         workflows=FakeWorkflows(),
         outcomes=FakeOutcomes(),
         ledger=InMemoryLedger(),
+        sequences=in_memory_sequences(),
     )
     delivery = RecordDelivery(settings, service, visibility, deferrals)
     redriven = {"error_code": {"stringValue": "http_500", "dataType": "String"}}
