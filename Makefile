@@ -50,7 +50,7 @@ test: lint iam-deps  ## everything CI runs: make lint, then every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Gates: sam validate --lint, cfn-lint (with AWS's serverless rules), checkov, ruff (lint + format), mypy.
-lint: deps $(SAM) $(LINTERS)  ## sam validate --lint, cfn-lint, checkov, ruff, mypy
+lint: deps $(SAM) $(LINTERS)  ## sam validate --lint, cfn-lint, checkov, ruff, mypy, import-linter
 	VENV=$(VENV) SAM=$(SAM) LINT_VENV=$(LINT_VENV) bash scripts/lint.sh
 
 unit: deps  ## unit tests only (no network, no AWS)
