@@ -36,14 +36,14 @@ def test_a_404_whose_message_holds_refused_characters_is_dead_lettered_with_it(
     # VideoDB's message goes into the dead letter's reason attribute; real SQS refuses these
     # characters, so before the fix the DLQ send failed and the record was retried until
     # transient_exhausted.
-    original = sandbox_module._scripted_error
+    original = sandbox_module.scripted_error
 
     def scripted(status, script, what):
         answer = original(status, script, what)
         answer.body["message"] = text
         return answer
 
-    monkeypatch.setattr(sandbox_module, "_scripted_error", scripted)
+    monkeypatch.setattr(sandbox_module, "scripted_error", scripted)
     sandbox.script("dl-control", retry_status=404)
     stack.send_to_queue("dl-control")
     assert consumer.run(until=lambda: bool(stack.dead_letters()), timeout=20)
