@@ -44,13 +44,13 @@ $(IAM_EVALUATOR): scripts/iam/package.json scripts/iam/package-lock.json
 iam-deps: $(IAM_EVALUATOR)  ## install the IAM policy evaluator (npm ci in scripts/iam)
 
 demo: deps  ## the whole pipeline locally on a scripted mix (no AWS, no network)
-	$(PY) -m videodb_retry_local.demo $(DEMO_ARGS)
+	$(PY) -m videodb_retry_local.commands.demo $(DEMO_ARGS)
 
 test: lint iam-deps  ## everything CI runs: make lint, then every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Gates: sam validate --lint, cfn-lint (with AWS's serverless rules), checkov, ruff (lint + format), mypy.
-lint: deps $(SAM) $(LINTERS)  ## sam validate --lint, cfn-lint, checkov, ruff, mypy
+lint: deps $(SAM) $(LINTERS)  ## sam validate --lint, cfn-lint, checkov, ruff, mypy, import-linter
 	VENV=$(VENV) SAM=$(SAM) LINT_VENV=$(LINT_VENV) bash scripts/lint.sh
 
 unit: deps  ## unit tests only (no network, no AWS)
@@ -76,16 +76,16 @@ container: deps $(SAM) containers  ## sam local invoke of every events/ payload 
 
 # The capacity model of issue 20: the deployed stack at AWS scale, in virtual time (SimPy).
 scale: deps  ## capacity model: every scenario at AWS scale (tables, bench/scale.json, plots)
-	$(PY) -m videodb_retry_local.capacity $(SCALE_ARGS)
+	$(PY) -m videodb_retry_local.load.capacity $(SCALE_ARGS)
 
 # The full soak (10,000 messages, faults and duplicates injected); make test runs a small one.
 soak: deps  ## 10,000 messages with faults and duplicates, exact accounting
-	$(PY) -m videodb_retry_local.soak $(SOAK_ARGS)
+	$(PY) -m videodb_retry_local.load.soak $(SOAK_ARGS)
 
 # A long VideoDB outage replayed (time compressed), with and without the circuit breaker;
 # make test runs a small one (tests/integration/test_breaker.py).
 outage: deps  ## a long VideoDB outage replayed, with and without the circuit breaker
-	$(PY) -m videodb_retry_local.outage $(OUTAGE_ARGS)
+	$(PY) -m videodb_retry_local.load.outage $(OUTAGE_ARGS)
 
 # Performance figures, each a ratio to a baseline measured in the same run (bench/results.md).
 bench: deps $(SAM)  ## performance figures against same-run baselines (bench/results.md)
@@ -94,7 +94,7 @@ bench: deps $(SAM)  ## performance figures against same-run baselines (bench/res
 # Least privilege by execution: every AWS call of the functions and the workflow, authorized
 # against its own role from the SAM translation; any denial fails (tests/integration/test_iam.py).
 iam: deps iam-deps  ## least privilege by execution: every AWS call against its own role
-	$(PY) -m videodb_retry_local.iam_pass $(IAM_ARGS)
+	$(PY) -m videodb_retry_local.commands.iam_pass $(IAM_ARGS)
 
 # Artifacts for `sam publish` (Serverless Application Repository) or `sam deploy --template-file`:
 # sam build, then sam package uploads the code, LICENSE and docs/sar/README.md to S3_BUCKET,

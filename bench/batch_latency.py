@@ -36,7 +36,7 @@ from bench.common import (
     ratio,
     sqs_event,
 )
-from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
+from videodb_retry_local.stack.presets import BUDGETS_NEVER_BINDING
 
 KEY = "batch"
 TARGET = 1.5  # batch latency at most this many times one call's

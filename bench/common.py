@@ -1,9 +1,9 @@
 """What the figures share: result rows, the machine, the emulated stack with the sandbox,
 loading a function's real handler, instant AWS answers, a virtual clock, and guards.
 
-Handlers are loaded the way ``videodb_retry_local.lambda_runtime`` loads them (a fresh import of
+Handlers are loaded the way ``videodb_retry_local.stack.lambda_runtime`` loads them (a fresh import of
 ``functions/<name>/app.py`` with the function's environment resolved from template.yaml),
-inside moto (``local_aws``); HTTP goes to :class:`~videodb_retry_local.sandbox.SandboxServer`
+inside moto (``local_aws``); HTTP goes to :class:`~videodb_retry_local.videodb_sandbox.sandbox.SandboxServer`
 on 127.0.0.1 only.
 """
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videodb_retry_local import network_guard
-from videodb_retry_local.moto_env import direct_http
+from videodb_retry_local.stack import network_guard
+from videodb_retry_local.stack.moto_env import direct_http
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sk-bench-key"
@@ -201,9 +201,9 @@ def bench_stack(
 
     Inside, boto3 reaches moto and ``requests`` reaches the sandbox directly (:func:`direct_http`).
     """
-    from videodb_retry_local.emulated_stack import EmulatedStack
-    from videodb_retry_local.moto_env import local_aws
-    from videodb_retry_local.sandbox import SandboxServer
+    from videodb_retry_local.stack.emulated_stack import EmulatedStack
+    from videodb_retry_local.stack.moto_env import local_aws
+    from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
     sandbox_kwargs: dict[str, Any] = {"latency_seconds": latency_seconds}
     if clock is not None:
@@ -233,7 +233,7 @@ def load_function(stack: Any, logical_id: str, extra_env: dict[str, str] | None 
 
 def call(function: Any, event: Any) -> Any:
     """Invoke a loaded handler once with a fresh Lambda context (what one invocation is)."""
-    from videodb_retry_local.lambda_runtime import LocalLambdaContext
+    from videodb_retry_local.stack.lambda_runtime import LocalLambdaContext
 
     context = LocalLambdaContext(
         function_name=function.name,
@@ -297,9 +297,9 @@ class FakeAws:
         self._lock = threading.Lock()
 
     def install(self, services: Iterable[str] = ("dynamodb", "sqs", "stepfunctions", "events")) -> None:
-        """Answer the calls of the cached clients (``videodb_retry.aws_clients``) of ``services``."""
+        """Answer the calls of the cached clients (``videodb_retry.adapters.aws_clients``) of ``services``."""
         from moto.core.models import botocore_stubber
-        from videodb_retry import aws_clients, request_gate_aws
+        from videodb_retry.adapters import aws_clients, request_gate_aws
 
         clients = [aws_clients.client(service) for service in services]
         if "dynamodb" in services:  # the request budget's counts (request_gate_aws.py)

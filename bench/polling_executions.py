@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bench.common import API_KEY, ROOT, VirtualClock, bench_stack, quiet, sqs_event
-from videodb_retry_local.execution_billing import billed_transitions, execution_history
+from videodb_retry_local.stack.execution_billing import billed_transitions, execution_history
 
 BASELINE_DEFINITION = ROOT / "bench" / "baseline_job_poller.asl.json"
 REAL_TIMEOUT_S = 120.0  # no execution may run longer than this in real time

@@ -30,7 +30,7 @@ from bench.common import (
     ratio,
     sqs_event,
 )
-from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
+from videodb_retry_local.stack.presets import BUDGETS_NEVER_BINDING
 
 KEY = "overhead"
 # No target (issue 20 item 8): the goal of 1/1.5 of a bare POST loop is retired. Three AWS calls

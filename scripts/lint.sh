@@ -40,6 +40,9 @@ gate "ruff check" "$VENV/bin/ruff" check $CODE
 # shellcheck disable=SC2086
 gate "ruff format --check" "$VENV/bin/ruff" format --check $CODE
 gate "mypy" mypy_each
+# The layering (contracts in pyproject.toml [tool.importlinter]): the runtime's rules, adapters
+# and steps, the local wing's folders, no cycle. The packages live in three places.
+gate "import-linter" env PYTHONPATH=layers/shared:src:. "$VENV/bin/lint-imports" --no-cache --no-logo
 
 if ((${#failed[@]})); then
   echo "lint: failed gates: ${failed[*]}" >&2

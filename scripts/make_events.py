@@ -5,7 +5,7 @@ inputs follow what the retry function hands the workflow. Hosts point at
 host.docker.internal:8765, where the container tests serve the sandbox VideoDB API.
 
 The retry payloads' download ids use the prefixes `videodb-retry local --serve` scripts
-(videodb_retry_local.prefix_sandbox): against it, dl-ok-* are processing then done and
+(videodb_retry_local.videodb_sandbox.prefix_sandbox): against it, dl-ok-* are processing then done and
 dl-blip-flaky answers 503 once, so the mixed batch starts workflows, reports one record for
 redelivery and dead-letters the poison message (docs/developing.md, "On your machine").
 """

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from videodb_retry_local import network_guard
+from videodb_retry_local.stack import network_guard
 
 # Property tests judge behaviour, not speed: a loaded CI machine must not fail them on
 # Hypothesis's per-example deadline or its too-slow health check (one profile for the suite).
@@ -49,7 +49,7 @@ def _fresh_metrics() -> None:
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (a free port), for --endpoint-url and subprocess tests."""
-    from videodb_retry_local.moto_server import endpoint_of, start_moto_server
+    from videodb_retry_local.stack.moto_server import endpoint_of, start_moto_server
 
     server = start_moto_server(0, "127.0.0.1")
     try:

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from videodb_retry.breaker import Bucket, Mode, State
-from videodb_retry.breaker_aws import StateConflict, SwitchRefused
-from videodb_retry.budgets import Budgets, RequestClass, RequestKind, request_class, window_of
+from videodb_retry.adapters.breaker_aws import StateConflict, SwitchRefused
+from videodb_retry.adapters.workflow import execution_name
 from videodb_retry.errors import StepInProgress, TransientError
-from videodb_retry.messages import RetryRequest
-from videodb_retry.outcomes import Outcome
-from videodb_retry.retry_sequences import RetrySequences
-from videodb_retry.sequence import SequenceConflict, SequenceRecord
-from videodb_retry.workflow import execution_name
+from videodb_retry.rules.breaker import Bucket, Mode, State
+from videodb_retry.rules.budgets import Budgets, RequestClass, RequestKind, request_class, window_of
+from videodb_retry.rules.messages import RetryRequest
+from videodb_retry.rules.outcomes import Outcome
+from videodb_retry.rules.sequence import SequenceConflict, SequenceRecord
+from videodb_retry.steps.retry_sequences import RetrySequences
 
 
 class FakeKey:
@@ -239,3 +239,18 @@ class FakeDeferrals:
 
     def defer(self, body: str, message_attributes: dict[str, Any], delay_seconds: int) -> None:
         self.deferred.append((body, message_attributes, delay_seconds))
+
+
+def workflow_state(base_url: str, **overrides: Any) -> dict[str, Any]:
+    """The poll state of download-1's first attempt (job-1, polled at ``base_url``), as the retry
+    function starts the workflow with it, with ``overrides``."""
+    return {
+        "download_id": "download-1",
+        "job_id": "job-1",
+        "output_url": f"{base_url}/async-response/job-1",
+        "attempt": 1,
+        "started_at": 1000.0,
+        "deadline_at": 1600.0,
+        "polls": 0,
+        **overrides,
+    }

@@ -13,14 +13,14 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videodb_retry.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
-from videodb_retry.breaker_control import Breaker, probe_answered, thresholds_from_env
-from videodb_retry.budgets import RequestKind
-from videodb_retry.gated_videodb import GatedVideoDB
+from videodb_retry.adapters.breaker_aws import DynamoDBBreakerStore, MappingSwitch, PauseAnnouncer
+from videodb_retry.adapters.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.adapters.videodb_on_first_use import VideoDBOnFirstUse
 from videodb_retry.observability import logger, metrics
-from videodb_retry.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.rules.budgets import RequestKind
 from videodb_retry.settings import current
-from videodb_retry.videodb_on_first_use import VideoDBOnFirstUse
+from videodb_retry.steps.breaker_control import Breaker, probe_answered, thresholds_from_env
+from videodb_retry.steps.gated_videodb import GatedVideoDB
 
 settings = current()
 # Only a probe (breaker open) calls VideoDB: requests and the key's Parameters load then. The

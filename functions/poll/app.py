@@ -13,15 +13,15 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videodb_retry.api_key import ApiKeyProvider
-from videodb_retry.client import VideoDBClient
-from videodb_retry.gated_videodb import GatedVideoDB
+from videodb_retry.adapters.api_key import ApiKeyProvider
+from videodb_retry.adapters.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.adapters.sequence_aws import DynamoDBSequenceStore
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.observability import ENDING_METRICS, Metric, count, logger, metrics
-from videodb_retry.poll import DEFERRED, Ended, JobStillRunning, TransientPollError, follow_job
-from videodb_retry.request_gate_aws import DynamoDBRequestGate
-from videodb_retry.retry_sequences import RetrySequences, end_after_poll
-from videodb_retry.sequence_aws import DynamoDBSequenceStore
 from videodb_retry.settings import current
+from videodb_retry.steps.gated_videodb import GatedVideoDB
+from videodb_retry.steps.poll import DEFERRED, Ended, JobStillRunning, TransientPollError, follow_job
+from videodb_retry.steps.retry_sequences import RetrySequences, end_after_poll
 
 settings = current()
 # Read through the module's ``time`` at call time (benchmarks swap it for a virtual clock).

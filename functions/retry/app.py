@@ -13,24 +13,24 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videodb_retry.api_key import ApiKeyProvider
-from videodb_retry.batch import ConcurrentBatchProcessor
-from videodb_retry.breaker_aws import DynamoDBBreakerStore
-from videodb_retry.breaker_control import OutcomeCounter, enabled_from_env, thresholds_from_env
-from videodb_retry.client import VideoDBClient
-from videodb_retry.dead_letter import DeadLetterQueue
-from videodb_retry.gated_videodb import GatedVideoDB, TimeLeft
-from videodb_retry.ledger import DynamoDBLedger
+from videodb_retry.adapters.api_key import ApiKeyProvider
+from videodb_retry.adapters.batch import ConcurrentBatchProcessor
+from videodb_retry.adapters.breaker_aws import DynamoDBBreakerStore
+from videodb_retry.adapters.dead_letter import DeadLetterQueue
+from videodb_retry.adapters.ledger import DynamoDBLedger
+from videodb_retry.adapters.outcomes_aws import OutcomePublisher
+from videodb_retry.adapters.queue_aws import QueueDeferrals, VisibilityBackoff
+from videodb_retry.adapters.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.adapters.sequence_aws import DynamoDBSequenceStore
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.adapters.workflow import WorkflowStarter
 from videodb_retry.observability import logger, metrics
-from videodb_retry.outcomes_aws import OutcomePublisher
-from videodb_retry.queue_aws import QueueDeferrals, VisibilityBackoff
-from videodb_retry.record_delivery import RecordDelivery
-from videodb_retry.request_gate_aws import DynamoDBRequestGate
-from videodb_retry.retry_attempt import RetryService
-from videodb_retry.retry_sequences import RetrySequences
-from videodb_retry.sequence_aws import DynamoDBSequenceStore
 from videodb_retry.settings import current
-from videodb_retry.workflow import WorkflowStarter
+from videodb_retry.steps.breaker_control import OutcomeCounter, enabled_from_env, thresholds_from_env
+from videodb_retry.steps.gated_videodb import GatedVideoDB, TimeLeft
+from videodb_retry.steps.record_delivery import RecordDelivery
+from videodb_retry.steps.retry_attempt import RetryService
+from videodb_retry.steps.retry_sequences import RetrySequences
 
 settings = current()
 ledger = DynamoDBLedger(settings.idempotency_table_name, settings.idempotency_expiry_seconds)

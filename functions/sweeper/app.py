@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videodb_retry.api_key import ApiKeyProvider
-from videodb_retry.client import VideoDBClient
-from videodb_retry.gated_videodb import GatedVideoDB, TimeLeft
+from videodb_retry.adapters.api_key import ApiKeyProvider
+from videodb_retry.adapters.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.adapters.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics
-from videodb_retry.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.settings import current
-from videodb_retry.sweeper import Sweeper
-from videodb_retry.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
+from videodb_retry.steps.gated_videodb import GatedVideoDB, TimeLeft
+from videodb_retry.steps.sweeper import Sweeper
 
 settings = current()
 # Each page takes a token from the shared request budget; a page waits for the next window

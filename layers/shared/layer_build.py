@@ -28,8 +28,9 @@ UTILITIES_KEEP = {
 # Modules the functions import on first use rather than at module load: a bare `import app`
 # does not prove them, so the build test imports each of these from the built layer.
 # `requests`: the breaker builds its VideoDB client on its first probe (videodb_on_first_use.py),
-# importing videodb_retry.client and .api_key then; those two are loaded at import by the poll,
-# sweeper and retry handlers from the same layer, so only the third-party part is listed.
+# importing videodb_retry.adapters.videodb_client and .api_key then; those two are loaded at
+# import by the poll, sweeper and retry handlers from the same layer, so only the third-party
+# part is listed.
 # Tracing every handler through the integration tests loads nothing else that `import app` had
 # not (Powertools' own lazy imports are of boto3, from the runtime).
 LAZY_MODULES: tuple[str, ...] = ("requests",)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from videodb_retry.api_key import parse_secret_value
-from videodb_retry.client import VideoDBClient
+from videodb_retry.adapters.api_key import parse_secret_value
+from videodb_retry.adapters.sweeper_aws import CURSOR_ID, cursor_from_item
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.errors import AuthError, RetryPipelineError
 from videodb_retry.settings import Settings
-from videodb_retry.sweeper_aws import CURSOR_ID, cursor_from_item
 
 from videodb_retry_cli import breaker_switch
 from videodb_retry_cli.aws import Aws, describe_error, one_line

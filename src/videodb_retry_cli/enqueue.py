@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
-from videodb_retry.messages import MAX_REASON_LENGTH, PoisonMessage, RetryRequest, validate_download_id
+from videodb_retry.rules.messages import MAX_REASON_LENGTH, PoisonMessage, RetryRequest, validate_download_id
 
 from videodb_retry_cli import PROG
 from videodb_retry_cli.aws import Aws, describe_error, one_line

@@ -1,6 +1,6 @@
 """``videodb-retry local ...``: hands its arguments to the local pipeline demo unchanged.
 
-The demo (videodb_retry_local.demo) needs moto and the sandbox, which an operator working on
+The demo (videodb_retry_local.commands.demo) needs moto and the sandbox, which an operator working on
 a deployed stack need not install; so it is imported only when this command runs.
 """
 
@@ -10,11 +10,11 @@ import importlib
 
 from videodb_retry_cli.cli_errors import CliError
 
-DEMO_MODULE = "videodb_retry_local.demo"
+DEMO_MODULE = "videodb_retry_local.commands.demo"
 
 
 def run(argv: list[str]) -> int:
-    """Run ``videodb_retry_local.demo.main(argv)`` and return its exit code."""
+    """Run ``videodb_retry_local.commands.demo.main(argv)`` and return its exit code."""
     try:
         demo = importlib.import_module(DEMO_MODULE)
     except ModuleNotFoundError as exc:

@@ -269,7 +269,7 @@ def _add_local(commands: Subcommands) -> None:
     """`local`: its arguments are cut off before parsing (see split_local) and go to the demo."""
     commands.add_parser(
         "local",
-        help="run the whole pipeline on this machine (arguments go to videodb_retry_local.demo)",
+        help="run the whole pipeline on this machine (arguments go to videodb_retry_local.commands.demo)",
         description="Run the local demo: every argument after 'local' is passed to it unchanged, "
         "so 'videodb-retry local --help' shows the demo's own options.",
         add_help=False,

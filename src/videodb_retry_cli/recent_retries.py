@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from videodb_retry.messages import is_valid_download_id
-from videodb_retry.workflow import MAX_EXECUTION_NAME
+from videodb_retry.adapters.workflow import MAX_EXECUTION_NAME
+from videodb_retry.rules.messages import is_valid_download_id
 
 from videodb_retry_cli.aws import Aws
 from videodb_retry_cli.cli_errors import UsageError

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import yaml
 
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 SAM = PROJECT_ROOT / ".venv-sam" / "bin" / "sam"
 BUCKET = "videodb-retry-artifacts"

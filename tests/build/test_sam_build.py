@@ -15,7 +15,7 @@ import pytest
 
 from bench.package_size import IMPORT_ENV
 from tests.documentation import page
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 sys.path.insert(0, str(PROJECT_ROOT / "layers" / "shared"))
 import layer_build  # the layer's own prune lists, next to its Makefile
@@ -108,7 +108,11 @@ def packages(root: Path) -> set[str]:
 def test_layer_holds_the_shared_package_and_only_what_it_imports(build_dir):
     python = build_dir / "SharedLayer" / "python"
     assert packages(python) == LAYER_DISTRIBUTIONS
-    assert (python / "videodb_retry" / "retry_attempt.py").exists()
+    assert (python / "videodb_retry" / "steps" / "retry_attempt.py").exists()
+    # The whole package tree, every folder (rules, adapters, steps) and module, reaches the layer.
+    source = PROJECT_ROOT / "layers" / "shared" / "videodb_retry"
+    shipped = {p.relative_to(python / "videodb_retry") for p in (python / "videodb_retry").rglob("*.py")}
+    assert {p.relative_to(source) for p in source.rglob("*.py")} <= shipped
     # No X-Ray SDK (end of support 2027-02-25) and no SDK of our own: the runtime's boto3 serves.
     assert not packages(python) & {"aws_xray_sdk", "wrapt", "boto3", "botocore", "s3transfer"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from videodb_retry import __version__
 
-from videodb_retry_local.template import PROJECT_ROOT
+from videodb_retry_local.stack.template import PROJECT_ROOT
 
 # What the build reads; copied so the build leaves nothing (build/, *.egg-info) in the checkout.
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "layers/shared/videodb_retry", "src")
@@ -89,10 +89,10 @@ def test_the_wheel_holds_the_runtime_package_the_cli_and_the_local_wing(wheel):
     names = set(wheel_names(wheel))
     for module in (
         "videodb_retry/__init__.py",
-        "videodb_retry/client.py",
+        "videodb_retry/adapters/videodb_client.py",
         "videodb_retry_cli/main.py",
-        "videodb_retry_local/demo.py",
-        "videodb_retry_local/sandbox.py",
+        "videodb_retry_local/commands/demo.py",
+        "videodb_retry_local/videodb_sandbox/sandbox.py",
     ):
         assert module in names, module
     assert not [n for n in names if n.startswith(("tests/", "functions/", "bench/")) or "__pycache__" in n]

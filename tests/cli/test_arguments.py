@@ -76,16 +76,16 @@ def test_named_config_file_must_exist(cli: Any) -> None:
 
 @pytest.fixture
 def fake_demo(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Stands in for videodb_retry_local.demo; records what main() is given."""
+    """Stands in for videodb_retry_local.commands.demo; records what main() is given."""
     seen: list[list[str]] = []
-    module = types.ModuleType("videodb_retry_local.demo")
+    module = types.ModuleType("videodb_retry_local.commands.demo")
 
     def fake_main(argv: list[str]) -> int:
         seen.append(list(argv))
         return 3
 
     module.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "videodb_retry_local.demo", module)
+    monkeypatch.setitem(sys.modules, "videodb_retry_local.commands.demo", module)
     return seen
 
 
@@ -101,7 +101,9 @@ def test_local_without_arguments(cli: Any, fake_demo: list[list[str]]) -> None:
 
 
 def test_local_reports_a_missing_demo_in_one_line(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "videodb_retry_local.demo", None)  # import raises ModuleNotFoundError
+    monkeypatch.setitem(
+        sys.modules, "videodb_retry_local.commands.demo", None
+    )  # import raises ModuleNotFoundError
     result = cli("local", "--serve")
     assert result.code == 1
     assert len(result.err_lines) == 1 and "local demo" in result.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from videodb_retry.messages import parse_body
+from videodb_retry.rules.messages import parse_body
 
 from tests.cli.conftest import ApiCalls, Queues, drain
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.stepfunctions import models as sfn_models
-from videodb_retry.workflow import execution_name
+from videodb_retry.adapters.workflow import execution_name
 
 from tests.cli.conftest import REGION
 

@@ -94,7 +94,7 @@ def bridge_ip() -> str:
 
     Found as `videodb-retry local --serve --host auto` finds it (sam_local.docker_bridge_address).
     """
-    from videodb_retry_local.sam_local import AddressError, docker_bridge_address
+    from videodb_retry_local.commands.sam_local import AddressError, docker_bridge_address
 
     if shutil.which("docker") is None:
         _unavailable("no docker command found")
@@ -244,7 +244,7 @@ def allow_bridge(bridge_ip: str) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server(bridge_ip: str, allow_bridge: None) -> Iterator[str]:
     """A moto server on the bridge; yields its endpoint as this process reaches it."""
-    from videodb_retry_local.moto_server import endpoint_of, start_moto_server
+    from videodb_retry_local.stack.moto_server import endpoint_of, start_moto_server
 
     server = start_moto_server(0, bridge_ip)
     try:
@@ -261,7 +261,7 @@ def api_key() -> str:
 
 @pytest.fixture(scope="session")
 def sandbox_server(bridge_ip: str, allow_bridge: None, api_key: str) -> Iterator[Any]:
-    from videodb_retry_local.sandbox import SandboxServer
+    from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
     server = SandboxServer(api_key=api_key, host=bridge_ip).start()
     try:
@@ -285,8 +285,8 @@ class Stack:
     container_endpoint: str  # as the containers reach it
     sandbox_url: str  # the VideoDB sandbox as the containers reach it
     api_key: str
-    ids: Any  # videodb_retry_local.template.PhysicalIds
-    template: Any  # videodb_retry_local.template.Template
+    ids: Any  # videodb_retry_local.stack.template.PhysicalIds
+    template: Any  # videodb_retry_local.stack.template.Template
     env_file: Path = field(default=Path())
 
     def client(self, service: str) -> Any:
@@ -303,7 +303,7 @@ class Stack:
 
     def secret_api_key(self) -> str:
         """The API key as stored in the emulated secret (what the functions must send)."""
-        from videodb_retry.api_key import parse_secret_value
+        from videodb_retry.adapters.api_key import parse_secret_value
 
         value = self.client("secretsmanager").get_secret_value(SecretId=self.ref("ApiKeySecret"))
         return parse_secret_value(value["SecretString"])
@@ -343,7 +343,7 @@ def _create_stack(stack: Stack) -> None:
     ids only, so references
     to them resolve (the functions run in containers, not in moto).
     """
-    from videodb_retry_local.template import Physical
+    from videodb_retry_local.stack.template import Physical
 
     template, ids = stack.template, stack.ids
     for logical_id in template.creation_order():
@@ -392,7 +392,7 @@ def _write_env_file(stack: Stack, path: Path) -> Path:
     template environment resolved against the emulated stack, plus the emulator endpoint.
     Keys of events/env.json are kept (so what users run stays covered) but every value comes
     from the live stack."""
-    from videodb_retry_local.sam_local import env_vars
+    from videodb_retry_local.commands.sam_local import env_vars
 
     base = json.loads((EVENTS / "env.json").read_text()) if (EVENTS / "env.json").exists() else {}
     live = env_vars(stack.template, stack.ids, stack.container_endpoint)
@@ -407,7 +407,7 @@ def _write_env_file(stack: Stack, path: Path) -> Path:
 @pytest.fixture
 def stack(moto_server: str, sandbox_server: Any, api_key: str, tmp_path: Path) -> Stack:
     """A fresh emulated stack (moto reset) and sandbox for one test."""
-    from videodb_retry_local.template import PhysicalIds, Template
+    from videodb_retry_local.stack.template import PhysicalIds, Template
 
     _reset_moto(moto_server)
     sandbox_server.reset()

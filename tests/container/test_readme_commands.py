@@ -36,7 +36,7 @@ from typing import Any
 
 import boto3
 import pytest
-from videodb_retry.messages import PoisonMessage, parse_body
+from videodb_retry.rules.messages import PoisonMessage, parse_body
 
 from tests.container.conftest import REPO, _sam_env, _timed
 

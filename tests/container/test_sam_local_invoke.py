@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from videodb_retry.messages import PoisonMessage, parse_body
-from videodb_retry.poll import LADDER_CAP_SECONDS, LADDER_FACTOR, LADDER_FIRST_SECONDS
-from videodb_retry.workflow import execution_name
+from videodb_retry.adapters.workflow import execution_name
+from videodb_retry.rules.messages import PoisonMessage, parse_body
+from videodb_retry.steps.poll import LADDER_CAP_SECONDS, LADDER_FACTOR, LADDER_FIRST_SECONDS
 
 from tests.container.conftest import EVENTS, Stack
 

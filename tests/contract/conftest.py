@@ -28,7 +28,7 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "spec" / "videodb-openapi-downloads.yaml"
 KEY = "sk-contract-key"

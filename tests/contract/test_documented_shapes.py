@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 from openapi_core.exceptions import OpenAPIError
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from videodb_retry_local.sandbox_answers import SHAPES, DocumentedShape
+from videodb_retry_local.videodb_sandbox.sandbox_answers import SHAPES, DocumentedShape
 
 from .conftest import schema_at
 

@@ -10,7 +10,7 @@ import requests
 from jsonschema.exceptions import ValidationError
 from openapi_core.exceptions import OpenAPIError
 
-from videodb_retry_local.sandbox_answers import AnswerShape
+from videodb_retry_local.videodb_sandbox.sandbox_answers import AnswerShape
 
 pytestmark = pytest.mark.contract
 

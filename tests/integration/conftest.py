@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.moto_env import FAKE_CREDENTIALS, local_aws
-from videodb_retry_local.presets import BUDGETS_NEVER_BINDING
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.moto_env import FAKE_CREDENTIALS, local_aws
+from videodb_retry_local.stack.presets import BUDGETS_NEVER_BINDING
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 API_KEY = "sk-integration-key"
 # Waits of one or two seconds and a short deadline keep each scenario to a few seconds.

@@ -25,9 +25,9 @@ import botocore.client
 import requests
 from botocore.exceptions import ClientError
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.lambda_runtime import LocalLambdaContext
-from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.lambda_runtime import LocalLambdaContext
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 # -- AWS API faults --------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ def record_spy(stack: EmulatedStack, after: Callable[[Handled], None] | None = N
 @contextlib.contextmanager
 def postpone_spy() -> Iterator[list[int]]:
     """The visibility (seconds) the retry function gave each record it postponed."""
-    from videodb_retry.queue_aws import VisibilityBackoff
+    from videodb_retry.adapters.queue_aws import VisibilityBackoff
 
     seen: list[int] = []
     original = VisibilityBackoff.postpone

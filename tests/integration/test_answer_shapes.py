@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from videodb_retry_local.sandbox_answers import SHAPES
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox_answers import SHAPES
 
 from .conftest import dead_letters_of, final_outcome, outcomes_of
 

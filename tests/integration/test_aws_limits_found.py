@@ -4,12 +4,12 @@ with the layer on (``local_aws``): every one of these failed before its fix."""
 from __future__ import annotations
 
 import pytest
-from videodb_retry.sanitise import clean_text
+from videodb_retry.rules.sanitise import clean_text
 
-from videodb_retry_local import aws_limits
-from videodb_retry_local import sandbox_downloads as sandbox_module
-from videodb_retry_local.aws_limits import LimitExceeded
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack import aws_limits
+from videodb_retry_local.stack.aws_limits import LimitExceeded
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox import sandbox_downloads as sandbox_module
 
 from .conftest import dead_letters_of
 
@@ -75,7 +75,7 @@ def test_a_retry_after_beyond_12_hours_is_capped_within_12_hours_of_the_receive(
 def test_a_visibility_refused_by_aws_is_logged_counted_and_fails_the_run(
     make_stack, sandbox, caplog, monkeypatch
 ):
-    from videodb_retry import record_delivery as delivery
+    from videodb_retry.steps import record_delivery as delivery
 
     counted: list[str] = []
     monkeypatch.setattr(delivery, "count", lambda name, value=1: counted.append(name))

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.outage import OutageConfig, run_outage
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.load.outage import OutageConfig, run_outage
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 # Small thresholds: 5 records in a 2 s window, a probe on every tick.
 BREAKER = {
@@ -152,14 +152,14 @@ def test_opened_by_hand_stays_open_without_probes_until_closed_by_hand(stack, sa
 
 
 def test_an_unknown_action_fails_the_invocation(stack):
-    from videodb_retry_local.lambda_runtime import FunctionError
+    from videodb_retry_local.stack.lambda_runtime import FunctionError
 
     with pytest.raises(FunctionError, match="unknown action"):
         stack.invoke("BreakerFunction", {"action": "explode"})
 
 
 def test_a_refused_mapping_switch_fails_the_tick_and_is_not_stored(stack, sandbox, consumer, monkeypatch):
-    from videodb_retry_local.lambda_runtime import FunctionError
+    from videodb_retry_local.stack.lambda_runtime import FunctionError
 
     sandbox.set_outage(down)
     enqueue(stack, sandbox, 10)
@@ -167,7 +167,7 @@ def test_a_refused_mapping_switch_fails_the_tick_and_is_not_stored(stack, sandbo
     module = stack.functions["BreakerFunction"].module
 
     def refuse(*args: Any, **kwargs: Any) -> bool:
-        from videodb_retry.breaker_aws import SwitchRefused
+        from videodb_retry.adapters.breaker_aws import SwitchRefused
 
         raise SwitchRefused("UpdateEventSourceMapping refused: AccessDeniedException: not allowed")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from videodb_retry_local.capacity.deployment import deployment
-from videodb_retry_local.capacity.model import budget_of, run_scenario
-from videodb_retry_local.capacity.scenarios import Scenario
-from videodb_retry_local.capacity.sim_videodb import VideoDBBehaviour
+from videodb_retry_local.load.capacity.deployment import deployment
+from videodb_retry_local.load.capacity.model import budget_of, run_scenario
+from videodb_retry_local.load.capacity.scenarios import Scenario
+from videodb_retry_local.load.capacity.sim_videodb import VideoDBBehaviour
 
 SHORT = (
     # 400 failed downloads at once, figure 5's mix of job durations.

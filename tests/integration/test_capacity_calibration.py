@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from videodb_retry_local.capacity.calibration import (
+from videodb_retry_local.load.capacity.calibration import (
     CALIBRATION_PARAMETERS,
     CALIBRATION_SCENARIO,
     emulated_counts,
 )
-from videodb_retry_local.capacity.counts import Counts
-from videodb_retry_local.capacity.model import model_counts
-from videodb_retry_local.sandbox_downloads import Script
+from videodb_retry_local.load.capacity.counts import Counts
+from videodb_retry_local.load.capacity.model import model_counts
+from videodb_retry_local.videodb_sandbox.sandbox_downloads import Script
 
 DRAIN_TOLERANCE = 0.10  # the bound on the model's drain time against the emulated one
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from videodb_retry_cli.main import main
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.lambda_runtime import FunctionError
-from videodb_retry_local.moto_server import create_record_stack
-from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.lambda_runtime import FunctionError
+from videodb_retry_local.stack.moto_server import create_record_stack
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 from .conftest import API_KEY
 

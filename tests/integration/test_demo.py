@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from videodb_retry_local import demo
-from videodb_retry_local.sandbox import SandboxServer
+from videodb_retry_local.commands import demo
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

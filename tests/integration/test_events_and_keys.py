@@ -63,7 +63,7 @@ def test_failure_rule_routes_only_its_source_and_detail_type(stack, consumer):
 
 @pytest.mark.parametrize("api_key_format", ["json", "plain"])
 def test_401_after_key_rotation_rereads_the_secret_once(make_stack, sandbox, api_key_format):
-    from videodb_retry_local.sqs_event_source import QueueConsumer
+    from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
     stack = make_stack(api_key_format=api_key_format)
     consumer = QueueConsumer(stack)

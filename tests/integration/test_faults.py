@@ -14,9 +14,9 @@ import time
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from videodb_retry_local.lambda_runtime import _INVOKE_LOCK
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.lambda_runtime import _INVOKE_LOCK
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 from .conftest import API_KEY, dead_letters_of, final_outcome, outcomes_of, wait_until
 from .faults_helpers import (

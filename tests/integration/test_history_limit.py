@@ -24,13 +24,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from videodb_retry.poll import DEFERRAL_CAP_SECONDS, DEFERRAL_JITTER
+from videodb_retry.steps.poll import DEFERRAL_CAP_SECONDS, DEFERRAL_JITTER
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.moto_env import local_aws
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
-from videodb_retry_local.template import PROJECT_ROOT, Template
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.moto_env import local_aws
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.template import PROJECT_ROOT, Template
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 from .conftest import API_KEY, FAST, outcomes_of, wait_until
 

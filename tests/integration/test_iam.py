@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from videodb_retry_local import iam_pass
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.commands import iam_pass
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 pytestmark = pytest.mark.integration
 

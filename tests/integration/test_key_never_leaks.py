@@ -26,11 +26,11 @@ from unittest import mock
 import botocore.client
 import pytest
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.lambda_runtime import FunctionError
-from videodb_retry_local.moto_env import local_aws
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.lambda_runtime import FunctionError
+from videodb_retry_local.stack.moto_env import local_aws
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 from .conftest import FAST, final_outcome, wait_until
 from .faults_helpers import app_log, http_spy, other_host_sandbox, record_spy

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
 from .conftest import final_outcome, outcomes_of
 

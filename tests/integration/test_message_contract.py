@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
 pytestmark = pytest.mark.integration
 

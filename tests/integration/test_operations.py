@@ -15,7 +15,7 @@ def test_sweeper_finds_failures_and_the_app_retries_them(make_stack, sandbox):
     sandbox.add_download("dl-done", status="done", created_at=now)
     sandbox.add_download("dl-old", status="error", created_at=now - timedelta(days=30))
     stack = make_stack(SweeperEnabled="true", SweepLookbackHours=24)
-    from videodb_retry_local.sqs_event_source import QueueConsumer
+    from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
     consumer = QueueConsumer(stack, redelivery_seconds=1)
 

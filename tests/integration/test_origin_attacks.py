@@ -16,14 +16,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from videodb_retry.client import VideoDBClient
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.errors import RetryPipelineError
 from videodb_retry.settings import Settings
 
 from tests.origin_variants import Recorder, foreign_prefixes, recording_server, url_paths, url_soup
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sqs_event_source import QueueConsumer
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.sqs_event_source import QueueConsumer
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
 
 from .conftest import API_KEY
 

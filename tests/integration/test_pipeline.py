@@ -59,7 +59,7 @@ def test_failed_attempt_is_requeued_with_the_next_attempt_and_then_succeeds(stac
 
 
 def test_job_processing_past_the_deadline_times_out_until_attempts_run_out(make_stack, sandbox):
-    from videodb_retry_local.sqs_event_source import QueueConsumer
+    from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
     stack = make_stack(MaxRetryAttempts=2, PollDeadlineSeconds=2)
     consumer = QueueConsumer(stack)

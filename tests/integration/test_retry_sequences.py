@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from videodb_retry.sequence import SEQUENCE_LIMIT
+from videodb_retry.rules.sequence import SEQUENCE_LIMIT
 
 from .conftest import dead_letters_of, outcomes_of, wait_until
 

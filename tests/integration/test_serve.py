@@ -24,9 +24,9 @@ from typing import Any
 import boto3
 import pytest
 
-from videodb_retry_local import demo
-from videodb_retry_local.prefix_sandbox import PREFIXES, prefix_sandbox
-from videodb_retry_local.serve import READY, describe_event
+from videodb_retry_local.commands import demo
+from videodb_retry_local.commands.serve import READY, describe_event
+from videodb_retry_local.videodb_sandbox.prefix_sandbox import PREFIXES, prefix_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -373,10 +373,10 @@ def test_download_ids_behave_by_prefix() -> None:
 def test_sam_env_files_point_every_function_at_the_served_stack(ports: list[int], tmp_path: Path) -> None:
     """On another loopback address (as --host ADDRESS), with the sweeper on: every function of
     the template gets its whole environment, resolved against the served stack."""
-    from videodb_retry.poll import PollState
+    from videodb_retry.steps.poll import PollState
 
-    from videodb_retry_local.sam_local import ENV_FILE, SHELL_FILE
-    from videodb_retry_local.template import Template
+    from videodb_retry_local.commands.sam_local import ENV_FILE, SHELL_FILE
+    from videodb_retry_local.stack.template import Template
 
     host, sam_env = "127.0.0.2", tmp_path / "sam"
     argv = [

@@ -1,7 +1,7 @@
 """The soak run (`make soak`) at a small size: every id sent is accounted for, none is lost,
 no attempt is sent to VideoDB twice, and each ends as its script predicts.
 
-The same code as the full run (src/videodb_retry_local/soak.py), in this process, with the
+The same code as the full run (src/videodb_retry_local/load/soak.py), in this process, with the
 same fault and duplicate rates and a fixed seed; and the accounting itself is checked to
 notice a lost id and a duplicate retry, so a passing soak means something.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from videodb_retry_local import soak
-from videodb_retry_local.sqs_event_source import Delivery
+from videodb_retry_local.load import soak
+from videodb_retry_local.stack.sqs_event_source import Delivery
 
 SMALL = soak.SoakConfig(
     messages=300,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from videodb_retry_local.template import PROJECT_ROOT
+from videodb_retry_local.stack.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_functions_get_the_template_environment_with_overrides(stack, sandbox):
 
 
 def test_consumer_uses_the_event_source_batch_size(make_stack):
-    from videodb_retry_local.sqs_event_source import QueueConsumer
+    from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
     consumer = QueueConsumer(make_stack(RetryBatchSize=2))
     assert consumer.batch_size == 2 and consumer.reports_item_failures

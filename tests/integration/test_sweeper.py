@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from moto import mock_aws
-from videodb_retry import aws_clients
-from videodb_retry.client import VideoDBClient
+from videodb_retry.adapters import aws_clients
+from videodb_retry.adapters.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.settings import Settings
-from videodb_retry.sweeper import Sweeper
-from videodb_retry.sweeper_aws import DynamoDBClaims, DynamoDBSweepCursors, EventBridgeFailureEvents
+from videodb_retry.steps.sweeper import Sweeper
 
-from videodb_retry_local.aws_limits import strict_aws
-from videodb_retry_local.sandbox import SandboxServer
-from videodb_retry_local.sandbox_population import NEWEST_FIRST, OLDEST_FIRST
-from videodb_retry_local.sweep_scale import Plan, measure
+from videodb_retry_local.load.sweep_scale import Plan, measure
+from videodb_retry_local.stack.aws_limits import strict_aws
+from videodb_retry_local.videodb_sandbox.sandbox import SandboxServer
+from videodb_retry_local.videodb_sandbox.sandbox_population import NEWEST_FIRST, OLDEST_FIRST
 
 KEY = "sk-sweeper-key"
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -152,7 +152,7 @@ def test_the_events_match_the_failure_rule_and_carry_the_id(aws):
     assert KEY not in json.dumps(event)
 
 
-# -- scale: a generated account (sandbox_population), measured by videodb_retry_local.sweep_scale --
+# -- scale: a generated account (sandbox_population), measured by videodb_retry_local.load.sweep_scale --
 
 
 def test_newest_first_every_run_reads_only_the_window_of_50000_downloads():

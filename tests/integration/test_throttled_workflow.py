@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from moto.core.exceptions import JsonRESTError
 
-from videodb_retry_local.emulated_stack import EmulatedStack
-from videodb_retry_local.moto_env import scaled_retry_waits
+from videodb_retry_local.stack.emulated_stack import EmulatedStack
+from videodb_retry_local.stack.moto_env import scaled_retry_waits
 
 from .conftest import dead_letters_of, final_outcome, outcomes_of
 
@@ -90,9 +90,9 @@ def test_posts_the_request_budget_cannot_admit_come_back_as_new_messages(make_st
     with no time to wait for the next window, so every POST but the window's first is deferred:
     its record goes back on the queue as a new message (receive count 1 again), until each
     download has had its POST; none reaches the DLQ."""
-    from videodb_retry.messages import parse_body
+    from videodb_retry.rules.messages import parse_body
 
-    from videodb_retry_local.sqs_event_source import QueueConsumer
+    from videodb_retry_local.stack.sqs_event_source import QueueConsumer
 
     stack = make_stack(ConcurrencyBudget=50, VideoDBRequestsPerSecond=2, MaxReceiveCount=5)
     assert stack.functions["RetryFunction"].module.settings.budgets.intake_per_second == 1

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch import process_partial_response
-from videodb_retry import aws_clients
-from videodb_retry.batch import ConcurrentBatchProcessor
+from videodb_retry.adapters import aws_clients
+from videodb_retry.adapters.batch import ConcurrentBatchProcessor
 
 from tests.unit.test_batch import event
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from videodb_retry_local import aws_limits
-from videodb_retry_local.aws_limits import LimitExceeded, LimitsViolated, StrictAws, strict_aws
+from videodb_retry_local.stack import aws_limits
+from videodb_retry_local.stack.aws_limits import LimitExceeded, LimitsViolated, StrictAws, strict_aws
 
 ALLOWED = st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\ufffe\uffff").filter(
     lambda c: c in "\t\n\r" or ord(c) >= 0x20

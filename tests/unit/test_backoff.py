@@ -1,7 +1,7 @@
 import random
 
 import pytest
-from videodb_retry.backoff import exponential_wait
+from videodb_retry.rules.backoff import exponential_wait
 
 
 def test_grows_by_the_factor_without_jitter():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from aws_lambda_powertools.utilities.batch import process_partial_response
-from videodb_retry.batch import ConcurrentBatchProcessor
+from videodb_retry.adapters.batch import ConcurrentBatchProcessor
 
 
 def event(n):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from videodb_retry import breaker_control
-from videodb_retry.breaker import PAUSED, RESUMED, Bucket, Mode, State, Thresholds
-from videodb_retry.breaker_aws import StateConflict
-from videodb_retry.breaker_control import Breaker
+from videodb_retry.adapters.breaker_aws import StateConflict
+from videodb_retry.rules.breaker import PAUSED, RESUMED, Bucket, Mode, State, Thresholds
+from videodb_retry.steps import breaker_control
+from videodb_retry.steps.breaker_control import Breaker
 
 from tests.fakes import FakeAnnouncer, FakeBreakerStore, FakeSwitch
 

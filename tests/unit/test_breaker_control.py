@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from videodb_retry import breaker_control
-from videodb_retry.breaker import Bucket, Mode, State, Thresholds
-from videodb_retry.breaker_aws import StateConflict, SwitchRefused
-from videodb_retry.breaker_control import Breaker, OutcomeCounter, thresholds_from_env
+from videodb_retry.adapters.breaker_aws import StateConflict, SwitchRefused
+from videodb_retry.rules.breaker import Bucket, Mode, State, Thresholds
+from videodb_retry.steps import breaker_control
+from videodb_retry.steps.breaker_control import Breaker, OutcomeCounter, thresholds_from_env
 
 from tests.fakes import FakeAnnouncer, FakeSwitch
 from tests.fakes import FakeBreakerStore as FakeStore

@@ -1,4 +1,4 @@
-"""The circuit breaker's rules (layers/shared/videodb_retry/breaker.py), over classes of inputs."""
+"""The circuit breaker's rules (layers/shared/videodb_retry/rules/breaker.py), over classes of inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from videodb_retry import breaker
-from videodb_retry.breaker import PAUSED, RESUMED, Bucket, Mode, State, Thresholds
+from videodb_retry.rules import breaker
+from videodb_retry.rules.breaker import PAUSED, RESUMED, Bucket, Mode, State, Thresholds
 
 thresholds_st = st.builds(
     Thresholds,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from videodb_retry import aws_clients
-from videodb_retry.breaker import Mode
-from videodb_retry.breaker_aws import MappingSwitch, SwitchRefused
+from videodb_retry.adapters import aws_clients
+from videodb_retry.adapters.breaker_aws import MappingSwitch, SwitchRefused
+from videodb_retry.rules.breaker import Mode
 
 UUID = "14e0db71-5d35-4eb5-b481-8945cf9d10c2"
 

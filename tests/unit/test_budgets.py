@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
-from videodb_retry.budgets import Budgets, BudgetTooSmall, RequestKind, request_class, window_of
+from videodb_retry.adapters.request_gate_aws import DynamoDBRequestGate
 from videodb_retry.errors import RequestDeferred
-from videodb_retry.gated_videodb import GatedVideoDB
-from videodb_retry.request_gate_aws import DynamoDBRequestGate
+from videodb_retry.rules.budgets import Budgets, BudgetTooSmall, RequestKind, request_class, window_of
+from videodb_retry.rules.status import JobState, JobStatus
 from videodb_retry.settings import Settings
-from videodb_retry.status import JobState, JobStatus
+from videodb_retry.steps.gated_videodb import GatedVideoDB
 
 from tests.fakes import InMemoryGate
 
@@ -211,7 +211,7 @@ def test_the_dynamodb_gate_admits_the_first_n_of_a_window_and_counts_the_rest() 
 
 
 def test_the_template_defaults_are_the_rules_defaults() -> None:
-    from videodb_retry_local.template import DEFAULT_TEMPLATE, Template
+    from videodb_retry_local.stack.template import DEFAULT_TEMPLATE, Template
 
     template = Template.load(DEFAULT_TEMPLATE)
     parameters = template.document["Parameters"]

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import simpy
 
-from videodb_retry_local.capacity.asl import Interpreter, Run, TaskFailure
-from videodb_retry_local.capacity.asl_paths import intrinsic, read, template, write
-from videodb_retry_local.capacity.model import run_scenario
-from videodb_retry_local.capacity.scenarios import Scenario
-from videodb_retry_local.capacity.sim_videodb import VideoDBBehaviour
+from videodb_retry_local.load.capacity.asl import Interpreter, Run, TaskFailure
+from videodb_retry_local.load.capacity.asl_paths import intrinsic, read, template, write
+from videodb_retry_local.load.capacity.model import run_scenario
+from videodb_retry_local.load.capacity.scenarios import Scenario
+from videodb_retry_local.load.capacity.sim_videodb import VideoDBBehaviour
 
 FLAKY = "arn:aws:states:::flaky"
 

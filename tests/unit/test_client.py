@@ -8,10 +8,15 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
-from videodb_retry.client import CLIENT_HEADER, ForeignOriginError, VideoDBClient, _retry_after
+from videodb_retry.adapters.videodb_client import (
+    CLIENT_HEADER,
+    ForeignOriginError,
+    VideoDBClient,
+    _retry_after,
+)
 from videodb_retry.errors import AuthError, PermanentError, TransientError
-from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS
-from videodb_retry.status import JobState
+from videodb_retry.rules.redelivery_policy import MAX_VISIBILITY_SECONDS
+from videodb_retry.rules.status import JobState
 
 from tests.origin_variants import foreign_prefixes, recording_server, url_paths, url_soup
 

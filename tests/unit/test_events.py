@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from videodb_retry.messages import PoisonMessage, parse_body
-from videodb_retry.poll import PollState
+from videodb_retry.rules.messages import PoisonMessage, parse_body
+from videodb_retry.steps.poll import PollState
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 from videodb_retry import ports
-from videodb_retry.budgets import Budgets
+from videodb_retry.rules.budgets import Budgets
 
 from tests import fakes
 

@@ -1,94 +1,34 @@
-"""Rule modules import no adapter: the layer's decisions are typed against ``ports.py``.
+"""Every module of the runtime package has a place in the layering import-linter checks.
 
-Read from the source with ``ast`` (every import, at module level or inside a function), so a
-rule module that reaches boto3, requests or an adapter module, directly or through another
-layer module that is not a rule, fails here.
+The layering itself (rules import no adapter and no AWS/HTTP library, adapters never import
+steps, no cycle, ...) is held by the import-linter contracts in pyproject.toml, a `make lint`
+gate. What import-linter cannot say is that a module *must* be placed: a module added at the
+package's top level, outside the contract's layers, would be constrained by nothing. So the
+package's top level holds exactly the contract's layers, and each folder is a layer.
 """
 
 from __future__ import annotations
 
-import ast
+import tomllib
 from pathlib import Path
 
-import pytest
-
-LAYER = Path(__file__).resolve().parents[2] / "layers" / "shared" / "videodb_retry"
-
-# Decisions: what a message means, how an answer maps, how long to wait, what to do next.
-RULES = {
-    "backoff",
-    "breaker",
-    "breaker_control",
-    "budgets",
-    "errors",
-    "gated_videodb",
-    "http_answers",
-    "messages",
-    "origin",
-    "outcomes",
-    "poll",
-    "ports",
-    "record_delivery",
-    "redelivery_policy",
-    "retry_attempt",
-    "retry_sequences",
-    "sequence",
-    "sanitise",
-    "settings",
-    "status",
-    "sweep_cursor",
-    "sweeper",
-}
-# Neither rule nor adapter: logs and metrics go to stdout (EMF), no AWS call is made.
-NEUTRAL = {"__init__", "observability"}
-# Libraries that talk to AWS or HTTP, and the Powertools parts that do.
-ADAPTER_LIBRARIES = (
-    "boto3",
-    "botocore",
-    "requests",
-    "aws_lambda_powertools.utilities.parameters",
-    "aws_lambda_powertools.utilities.idempotency",
-    "aws_lambda_powertools.utilities.batch",
-)
+PROJECT = Path(__file__).resolve().parents[2]
+PACKAGE = PROJECT / "layers" / "shared" / "videodb_retry"
 
 
-def imports_of(module: str) -> set[str]:
-    """Every module name ``module`` imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
-    tree = ast.parse((LAYER / f"{module}.py").read_text())
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+def contract(name_start: str) -> dict:
+    contracts = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (found,) = [c for c in contracts if c["name"].startswith(name_start)]
+    return found
 
 
-def layer_module(name: str) -> str | None:
-    """The layer module ``name`` refers to, if any (``videodb_retry.x`` or ``videodb_retry.x.y``)."""
-    parts = name.split(".")
-    if parts[0] != "videodb_retry" or len(parts) < 2:
-        return None
-    return parts[1] if (LAYER / f"{parts[1]}.py").exists() else None
-
-
-def test_every_layer_module_is_classified() -> None:
-    # A new module is a rule or an adapter by decision, not by default.
-    modules = {path.stem for path in LAYER.glob("*.py")}
-    adapters = modules - RULES - NEUTRAL
-    assert modules >= RULES, sorted(RULES - modules)
-    assert adapters, "the layer has adapter modules (client, aws_clients, ...)"
-
-
-@pytest.mark.parametrize("rule", sorted(RULES))
-def test_rule_module_imports_no_adapter(rule: str) -> None:
-    imported = imports_of(rule)
-    libraries = sorted(
-        name
-        for name in imported
-        if any(name == lib or name.startswith(lib + ".") for lib in ADAPTER_LIBRARIES)
-    )
-    assert not libraries, f"{rule}.py imports {libraries}"
-    adapters = sorted({m for m in map(layer_module, imported) if m is not None} - RULES - NEUTRAL)
-    assert not adapters, f"{rule}.py imports adapter modules {adapters}"
+def test_every_top_level_module_and_folder_of_the_runtime_is_a_layer() -> None:
+    layering = contract("The runtime is layered")
+    assert layering["containers"] == ["videodb_retry"]
+    layered = {name.strip() for layer in layering["layers"] for name in layer.split("|")}
+    children = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    assert children == layered, f"unplaced: {sorted(children - layered)}, gone: {sorted(layered - children)}"

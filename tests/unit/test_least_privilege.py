@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from videodb_retry_local.template import load_document
+from videodb_retry_local.stack.template import load_document
 
 DOCUMENT = load_document()
 
@@ -107,8 +107,8 @@ def test_the_breaker_reads_and_switches_the_retry_queues_mapping_only():
     # function's SQS event, and its Ref is the UUID. The breaker gets it in its environment and
     # may Get/Update that one mapping (an event-source-mapping ARN, partition-aware), nothing
     # else of Lambda: no ListEventSourceMappings on "*".
-    from videodb_retry_local.sam_translation import translate
-    from videodb_retry_local.template import Template
+    from videodb_retry_local.stack.iam.sam_translation import translate
+    from videodb_retry_local.stack.template import Template
 
     translated = translate(Template.load())["Resources"]
     mapping = translated["RetryFunctionRetryQueueRecords"]

@@ -14,13 +14,13 @@ from typing import Any
 import requests
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from videodb_retry.client import VideoDBClient
-from videodb_retry.dead_letter import _string as dead_letter_attribute
-from videodb_retry.messages import parse_body
-from videodb_retry.poll import Ended, poll_step
-from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
-from videodb_retry.sanitise import MAX_TEXT_CHARS, TRUNCATED, clean_text
+from videodb_retry.adapters.dead_letter import _string as dead_letter_attribute
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.rules.messages import parse_body
+from videodb_retry.rules.sanitise import MAX_TEXT_CHARS, TRUNCATED, clean_text
 from videodb_retry.settings import Settings
+from videodb_retry.steps.poll import Ended, poll_step
+from videodb_retry.steps.retry_attempt import InboundMessage, RecordResult, RetryService
 
 from tests.fakes import (
     FakeDeadLetters,

@@ -10,14 +10,14 @@ from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from videodb_retry.dead_letter import DeadLetterQueue
-from videodb_retry.messages import PoisonMessage, RetryRequest, is_valid_download_id, parse_body
-from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
+from videodb_retry.adapters.dead_letter import DeadLetterQueue
+from videodb_retry.rules.messages import PoisonMessage, RetryRequest, is_valid_download_id, parse_body
+from videodb_retry.rules.status import JobState, JobStatus
 from videodb_retry.settings import Settings
-from videodb_retry.status import JobState, JobStatus
+from videodb_retry.steps.retry_attempt import InboundMessage, RecordResult, RetryService
 
 from tests.fakes import InMemoryLedger, in_memory_sequences
-from videodb_retry_local.aws_limits import _SQS_REFUSED_CHARS, StrictAws
+from videodb_retry_local.stack.aws_limits import _SQS_REFUSED_CHARS, StrictAws
 
 SQS_MAX_BYTES = 256 * 1024
 
@@ -140,7 +140,7 @@ def test_any_dead_letter_fits_what_sqs_accepts(size, char, reason, download_id):
     body = char * (size // max(1, len(char.encode("utf-8", "replace"))))
     sent: list[dict] = []
     fake = SimpleNamespace(send_message=lambda **params: sent.append(params))
-    with mock.patch("videodb_retry.dead_letter.client", lambda service: fake):
+    with mock.patch("videodb_retry.adapters.dead_letter.client", lambda service: fake):
         DeadLetterQueue(SimpleNamespace(dead_letter_queue_url="https://q")).send(
             body, reason, "http_404", "m-1", download_id, receive_count=3
         )

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from videodb_retry.messages import MAX_DOWNLOAD_ID_LENGTH, PoisonMessage, RetryRequest, parse_body
+from videodb_retry.rules.messages import MAX_DOWNLOAD_ID_LENGTH, PoisonMessage, RetryRequest, parse_body
 
 
 def test_bare_id_is_attempt_one():

@@ -1,9 +1,9 @@
 import json
 
-from videodb_retry.messages import parse_body
-from videodb_retry.outcomes import Ending, Outcome
+from videodb_retry.adapters.workflow import MAX_EXECUTION_NAME, execution_name
+from videodb_retry.rules.messages import parse_body
+from videodb_retry.rules.outcomes import Ending, Outcome
 from videodb_retry.settings import Settings
-from videodb_retry.workflow import MAX_EXECUTION_NAME, execution_name
 
 
 def outcome(ending, attempt=1, max_attempts=3, **kw):

@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from videodb_retry import poll
-from videodb_retry.budgets import Budgets
-from videodb_retry.client import VideoDBClient
-from videodb_retry.gated_videodb import GatedVideoDB
-from videodb_retry.poll import Deferred, JobStillRunning, follow_job
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.rules.budgets import Budgets
 from videodb_retry.settings import Settings
+from videodb_retry.steps import poll
+from videodb_retry.steps.gated_videodb import GatedVideoDB
+from videodb_retry.steps.poll import Deferred, JobStillRunning, follow_job
 
-from tests.fakes import InMemoryGate
-from videodb_retry_local.template import PROJECT_ROOT, Template
+from tests.fakes import InMemoryGate, workflow_state
+from videodb_retry_local.stack.template import PROJECT_ROOT, Template
 
 from .conftest import Answer, FakeKey
 
@@ -35,17 +35,8 @@ def follow(http_server, settings_for):
     def run(answers, retry_count=0, now=1010.0, state=None, gate=None, **overrides):
         http_server.answers.extend(answers)
         settings = settings_for(**overrides)
-        workflow_state = {
-            "download_id": "download-1",
-            "job_id": "job-1",
-            "output_url": f"{http_server.base_url}/async-response/job-1",
-            "attempt": 1,
-            "started_at": 1000.0,
-            "deadline_at": 1600.0,
-            "polls": 0,
-            **(state or {}),
-        }
-        event = {"workflow_state": workflow_state, "retry_count": retry_count}
+        state = workflow_state(http_server.base_url, **(state or {}))
+        event = {"workflow_state": state, "retry_count": retry_count}
         videodb = GatedVideoDB(
             VideoDBClient(settings, FakeKey("k")),
             gate or InMemoryGate(Budgets()),

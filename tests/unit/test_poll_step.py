@@ -3,8 +3,10 @@
 import json
 
 import pytest
-from videodb_retry.client import VideoDBClient
-from videodb_retry.poll import InvalidPollState, TransientPollError, poll_step
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.steps.poll import InvalidPollState, TransientPollError, poll_step
+
+from tests.fakes import workflow_state
 
 from .conftest import Answer, FakeKey
 
@@ -13,18 +15,9 @@ from .conftest import Answer, FakeKey
 def step(http_server, settings_for):
     def run(state_overrides=None, now=1010.0, **settings_overrides):
         settings = settings_for(**settings_overrides)
-        state = {
-            "download_id": "download-1",
-            "job_id": "job-1",
-            "output_url": f"{http_server.base_url}/async-response/job-1",
-            "attempt": 1,
-            "started_at": 1000.0,
-            "deadline_at": 1600.0,
-            "polls": 0,
-            "wait_seconds": 5,
-            "status": "running",
-            **(state_overrides or {}),
-        }
+        state = workflow_state(
+            http_server.base_url, wait_seconds=5, status="running", **(state_overrides or {})
+        )
         # The workflow state the handler returns (what the state machine reads).
         result = poll_step(state, VideoDBClient(settings, FakeKey("sk-k")), settings, now=now)
         return result.to_state(settings)

@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.documentation import PAGES, page, pages
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 OPERATING = page("operating")
 # The README is the front door: what it is, the two commands, the diagram, deploying, the map.

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from videodb_retry.budgets import Budgets, RequestKind
-from videodb_retry.client import VideoDBClient
-from videodb_retry.gated_videodb import GatedVideoDB
-from videodb_retry.record_delivery import DEFERRED_DELAY_SECONDS, RecordDelivery
-from videodb_retry.retry_attempt import RecordResult, RetryService
+from videodb_retry.adapters.videodb_client import VideoDBClient
+from videodb_retry.rules.budgets import Budgets, RequestKind
+from videodb_retry.steps.gated_videodb import GatedVideoDB
+from videodb_retry.steps.record_delivery import DEFERRED_DELAY_SECONDS, RecordDelivery
+from videodb_retry.steps.retry_attempt import RecordResult, RetryService
 
 from tests.fakes import (
     FakeDeadLetters,

@@ -1,6 +1,6 @@
 import itertools
 
-from videodb_retry.redelivery_policy import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
+from videodb_retry.rules.redelivery_policy import MAX_VISIBILITY_SECONDS, RedeliveryPolicy
 
 
 def test_delay_grows_with_receive_count_and_is_capped():
@@ -28,7 +28,7 @@ def test_last_delivery():
 def test_the_longest_delay_is_accepted_by_sqs_however_late_in_its_invocation_the_record_fails():
     # SQS counts 12 h from the receive; a record reaches the function up to the batching
     # window (300 s) after it and fails up to the function's timeout (900 s) into the run.
-    from videodb_retry_local.aws_limits import StrictAws
+    from videodb_retry_local.stack.aws_limits import StrictAws
 
     now = [0.0]
     strict = StrictAws(clock=lambda: now[0])

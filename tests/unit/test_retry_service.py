@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from videodb_retry.client import VideoDBClient
+from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.errors import TransientError
-from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
-from videodb_retry.sequence import Report, Verdict
-from videodb_retry.status import JobState
+from videodb_retry.rules.sequence import Report, Verdict
+from videodb_retry.rules.status import JobState
+from videodb_retry.steps.retry_attempt import InboundMessage, RecordResult, RetryService
 
 from tests.fakes import (
     FakeDeadLetters,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videodb_retry_local import sam_local
-from videodb_retry_local.template import Physical, PhysicalIds, Template
+from videodb_retry_local.commands import sam_local
+from videodb_retry_local.stack.template import Physical, PhysicalIds, Template
 
 
 def _bindable(address: str) -> bool:

@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from videodb_retry_local.sandbox import DEFAULT_API_KEY, MAX_DELAY_SECONDS, SandboxServer, Script
-from videodb_retry_local.sandbox_answers import AnswerShape
+from videodb_retry_local.videodb_sandbox.sandbox import (
+    DEFAULT_API_KEY,
+    MAX_DELAY_SECONDS,
+    SandboxServer,
+    Script,
+)
+from videodb_retry_local.videodb_sandbox.sandbox_answers import AnswerShape
 
 KEY = "sk-behaviour-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -472,7 +477,7 @@ def test_command_line_serves_on_loopback_until_interrupted():
         [
             sys.executable,
             "-m",
-            "videodb_retry_local.sandbox",
+            "videodb_retry_local.videodb_sandbox.sandbox",
             "--port",
             "0",
             "--api-key",

@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videodb_retry_local.sandbox_downloads import ScriptedDownloads
-from videodb_retry_local.sandbox_population import NEWEST_FIRST, OLDEST_FIRST, ORDERS, Population
+from videodb_retry_local.videodb_sandbox.sandbox_downloads import ScriptedDownloads
+from videodb_retry_local.videodb_sandbox.sandbox_population import (
+    NEWEST_FIRST,
+    OLDEST_FIRST,
+    ORDERS,
+    Population,
+)
 
 NEWEST = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

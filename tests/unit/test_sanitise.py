@@ -7,9 +7,15 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-from videodb_retry.sanitise import MAX_RESULT_BYTES, MAX_TEXT_CHARS, clean_result, clean_text, clean_value
+from videodb_retry.rules.sanitise import (
+    MAX_RESULT_BYTES,
+    MAX_TEXT_CHARS,
+    clean_result,
+    clean_text,
+    clean_value,
+)
 
-from videodb_retry_local.aws_limits import _SQS_REFUSED_CHARS
+from videodb_retry_local.stack.aws_limits import _SQS_REFUSED_CHARS
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),

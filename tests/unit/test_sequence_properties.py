@@ -23,13 +23,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from videodb_retry.errors import PermanentError, TransientError
-from videodb_retry.messages import parse_body
-from videodb_retry.outcomes import Ending, Outcome
-from videodb_retry.retry_attempt import InboundMessage, RecordResult, RetryService
-from videodb_retry.retry_sequences import RetrySequences, end_after_poll
-from videodb_retry.sequence import SEQUENCE_LIMIT, SEQUENCE_PERIOD_SECONDS
+from videodb_retry.rules.messages import parse_body
+from videodb_retry.rules.outcomes import Ending, Outcome
+from videodb_retry.rules.sequence import SEQUENCE_LIMIT, SEQUENCE_PERIOD_SECONDS
+from videodb_retry.rules.status import JobState, JobStatus
 from videodb_retry.settings import Settings
-from videodb_retry.status import JobState, JobStatus
+from videodb_retry.steps.retry_attempt import InboundMessage, RecordResult, RetryService
+from videodb_retry.steps.retry_sequences import RetrySequences, end_after_poll
 
 from tests.fakes import FakeDeadLetters, FakeWorkflows, InMemoryLedger, InMemorySequenceStore
 

@@ -7,10 +7,9 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
-from videodb_retry.outcomes import Ending, Outcome
-from videodb_retry.retry_sequences import end_after_poll
-from videodb_retry.sequence import (
+from videodb_retry.rules.messages import PoisonMessage, RetryRequest, parse_body
+from videodb_retry.rules.outcomes import Ending, Outcome
+from videodb_retry.rules.sequence import (
     SEQUENCE_PERIOD_SECONDS,
     Report,
     SequenceRecord,
@@ -20,6 +19,7 @@ from videodb_retry.sequence import (
     expires_at,
     finish,
 )
+from videodb_retry.steps.retry_sequences import end_after_poll
 
 from tests.fakes import in_memory_sequences
 

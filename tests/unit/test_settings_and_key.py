@@ -1,6 +1,6 @@
 import pytest
-from videodb_retry import api_key
-from videodb_retry.api_key import ApiKeyProvider, parse_secret_value
+from videodb_retry.adapters import api_key
+from videodb_retry.adapters.api_key import ApiKeyProvider, parse_secret_value
 from videodb_retry.errors import ConfigurationError, TransientError
 from videodb_retry.settings import Settings, url_origin
 

@@ -6,8 +6,8 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from videodb_retry.sanitise import MAX_TEXT_CHARS, TRUNCATED
-from videodb_retry.status import (
+from videodb_retry.rules.sanitise import MAX_TEXT_CHARS, TRUNCATED
+from videodb_retry.rules.status import (
     DECISIONS,
     STATUS_WORDS,
     JobState,

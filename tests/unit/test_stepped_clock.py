@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from videodb_retry_local.capacity.counts import Counts
-from videodb_retry_local.capacity.stepped_clock import SteppedClock
+from videodb_retry_local.load.capacity.counts import Counts
+from videodb_retry_local.load.capacity.stepped_clock import SteppedClock
 
 BOUND_S = 10.0  # real-time bound of every wait in these tests (never reached when they pass)
 

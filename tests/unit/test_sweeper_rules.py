@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from videodb_retry.errors import RequestDeferred
+from videodb_retry.rules.sweep_cursor import Anchor, SweepCursor
 from videodb_retry.settings import Settings
-from videodb_retry.sweep_cursor import Anchor, SweepCursor
-from videodb_retry.sweeper import STOP_BUDGET, STOP_END, STOP_LOOKBACK, STOP_PAGES, STOP_TIME, Sweeper
+from videodb_retry.steps.sweeper import STOP_BUDGET, STOP_END, STOP_LOOKBACK, STOP_PAGES, STOP_TIME, Sweeper
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LOOKBACK_HOURS = 1.0
@@ -247,7 +247,7 @@ def test_one_page_a_run_is_refused_it_would_never_advance():
 
 
 def test_the_anchor_check():
-    from videodb_retry.sweep_cursor import resumed_page_holds_anchor
+    from videodb_retry.rules.sweep_cursor import resumed_page_holds_anchor
 
     anchor = Anchor("dl-9", NOW)
     assert resumed_page_holds_anchor(None, [], None, True)

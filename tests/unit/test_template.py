@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from videodb_retry_local.template import (
+from videodb_retry_local.stack.template import (
     PROJECT_ROOT,
     Physical,
     PhysicalIds,

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from videodb_retry_local.iam_pass import readme_key_policy
-from videodb_retry_local.template import PROJECT_ROOT, Physical, PhysicalIds, Template
+from videodb_retry_local.commands.iam_pass import readme_key_policy
+from videodb_retry_local.stack.template import PROJECT_ROOT, Physical, PhysicalIds, Template
 
 SAM_PYTHON = PROJECT_ROOT / ".venv-sam" / "bin" / "python"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 LINT = (PROJECT_ROOT / "scripts" / "lint.sh").read_text(encoding="utf-8")
 MAKEFILE = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")

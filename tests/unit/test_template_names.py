@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from videodb_retry_local.sam_translation import translate
-from videodb_retry_local.template import Physical, PhysicalIds, Template
+from videodb_retry_local.stack.iam.sam_translation import translate
+from videodb_retry_local.stack.template import Physical, PhysicalIds, Template
 
 # Every optional resource on: the sweeper (its schedule), the alarm topic, the breaker (default on).
 ALL_ON = {"SweeperEnabled": "true", "AlarmEmail": "ops@example.com", "BreakerEnabled": "true"}

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.documentation import page
-from videodb_retry_local.template import PhysicalIds, Template, load_document
+from videodb_retry_local.stack.template import PhysicalIds, Template, load_document
 
 DOCUMENT = load_document()
 RESOURCES = DOCUMENT["Resources"]
@@ -203,7 +203,7 @@ def every_configuration() -> list[Template]:
     """The template under every combination of its conditions that its Rules accept."""
     import itertools
 
-    from videodb_retry_local.template import TemplateError
+    from videodb_retry_local.stack.template import TemplateError
 
     chosen = []
     for values in itertools.product(*CONDITION_PARAMETERS.values()):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videodb_retry_local.template import PROJECT_ROOT, Template, TemplateError, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, Template, TemplateError, load_document
 
 DOCUMENT = load_document()
 PARAMETERS = DOCUMENT["Parameters"]

@@ -19,7 +19,7 @@ from videodb_retry import __version__
 
 from tests.documentation import page
 from videodb_retry_cli.main import build_parser
-from videodb_retry_local.template import PROJECT_ROOT, load_document
+from videodb_retry_local.stack.template import PROJECT_ROOT, load_document
 
 SAM_PYTHON = PROJECT_ROOT / ".venv-sam" / "bin" / "python"
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))

@@ -19,13 +19,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: no import cycle, nothing loaded at run time
-    from videodb_retry.breaker import Bucket, Mode, State
-    from videodb_retry.budgets import RequestKind
-    from videodb_retry.messages import RetryRequest
-    from videodb_retry.outcomes import Outcome
-    from videodb_retry.sequence import SequenceRecord
-    from videodb_retry.status import JobStatus
-    from videodb_retry.sweep_cursor import SweepCursor
+    from videodb_retry.rules.breaker import Bucket, Mode, State
+    from videodb_retry.rules.budgets import RequestKind
+    from videodb_retry.rules.messages import RetryRequest
+    from videodb_retry.rules.outcomes import Outcome
+    from videodb_retry.rules.sequence import SequenceRecord
+    from videodb_retry.rules.status import JobStatus
+    from videodb_retry.rules.sweep_cursor import SweepCursor
 
 
 class VideoDB(Protocol):
@@ -109,7 +109,7 @@ class SequenceStore(Protocol):
 
     def save(self, record: SequenceRecord, expires_at: float) -> None:
         """Store ``record`` as version ``record.version + 1`` if the stored one is still
-        ``record.version``; else raise :class:`~videodb_retry.sequence.SequenceConflict`."""
+        ``record.version``; else raise :class:`~videodb_retry.rules.sequence.SequenceConflict`."""
         ...
 
 

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from videodb_retry.budgets import Budgets
-from videodb_retry.origin import Origin, parse_origin
+from videodb_retry.rules.budgets import Budgets
+from videodb_retry.rules.origin import Origin, parse_origin
 
 DEFAULT_API_BASE_URL = "https://api.videodb.io"
 OUTCOME_EVENT_SOURCE = "videodb-retry"
