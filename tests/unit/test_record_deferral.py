@@ -36,7 +36,7 @@ def record(body: str, receive_count: int = 9, attributes: dict | None = None) ->
         body=body,
         message_id="m-1",
         receipt_handle="rh-1",
-        attributes=SimpleNamespace(approximate_receive_count=str(receive_count)),
+        attributes=SimpleNamespace(approximate_receive_count=str(receive_count), sent_timestamp="499000"),
         message_attributes=attributes or {},
     )
 

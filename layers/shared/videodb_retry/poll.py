@@ -40,13 +40,20 @@ from videodb_retry.status import JobState
 LADDER_FIRST_SECONDS = 15
 LADDER_FACTOR = 1.25
 LADDER_CAP_SECONDS = 900
-# A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
-# deferrals in this attempt: short while the budget frees up each second, growing when it
-# stays spent, so that even a day of deferrals (PollDeadlineSeconds' maximum) writes under a
-# thousand rounds into the execution's history (25,000 events, Step Functions quotas;
+# A deferred poll waits as if it had been made: the next step of the job's own ladder,
+# counting the deferrals as steps (15 s x 1.25 per poll or deferral, at most 900 s), jittered
+# by a quarter. A backlog's workflows thus space their tries as the polls they stand for:
+# the budget's oversubscription never exceeds the ladder's own demand, the refused try is
+# mostly retried once its job has moved on (so the poll admitted mostly finds it ended: polls
+# per attempt fall toward one), and the jitter moves each try to another place in its window.
+# Past the deadline a deferred poll is deferred again, for at most DEFERRAL_GRACE_SECONDS: the
+# attempt is judged on VideoDB's next answer, not ended by our own budget while its job may
+# have succeeded. Rounds are bounded: (a day's deadline + the grace) / (0.75 x 900 s) plus the
+# ladder's ramp, well under a thousand (25,000 events, Step Functions quotas;
 # tests/integration/test_history_limit.py).
-DEFERRAL_CAP_SECONDS = 120
+DEFERRAL_CAP_SECONDS = LADDER_CAP_SECONDS
 DEFERRAL_JITTER = 0.25
+DEFERRAL_GRACE_SECONDS = 6 * 3600
 
 
 class TransientPollError(Exception):
@@ -272,12 +279,19 @@ def _poll(
 
 
 def _defer(carried: Mapping[str, Any], current: PollState, settings: Settings, now: float) -> PollResult:
-    """The budget refused this poll: wait and try again, unless the deadline has passed."""
-    remaining = current.deadline_at - now
+    """The budget refused this poll: wait a ladder step and try again (past the deadline too,
+    within the grace), or end the attempt timed out once the grace is spent."""
+    remaining = current.deadline_at + DEFERRAL_GRACE_SECONDS - now
     if remaining <= 0:
-        error = f"job still processing after {settings.poll_deadline_seconds} s (the last poll was deferred)"
+        error = (
+            f"job still processing after {settings.poll_deadline_seconds} s "
+            f"(the polls were deferred for {DEFERRAL_GRACE_SECONDS} s more)"
+        )
         return _end(carried, current, settings, now, Ending.TIMED_OUT, error, polled=False)
-    wait = exponential_wait(current.deferrals, 1, 2, DEFERRAL_CAP_SECONDS, jitter=DEFERRAL_JITTER)
+    step = current.polls + current.deferrals
+    wait = exponential_wait(
+        step, LADDER_FIRST_SECONDS, LADDER_FACTOR, DEFERRAL_CAP_SECONDS, jitter=DEFERRAL_JITTER
+    )
     wait = max(1, min(wait, math.ceil(remaining)))
     return Deferred(carried, polls=current.polls, deferrals=current.deferrals + 1, wait_seconds=wait)
 
