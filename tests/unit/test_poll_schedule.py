@@ -88,13 +88,12 @@ def test_a_poll_the_budget_refuses_sends_nothing_and_is_not_a_poll(follow, http_
 @given(
     deferrals=st.integers(0, 10_000),
     polls=st.integers(0, 400),
-    before_end=st.floats(0.01, 200_000),
+    before_end=st.floats(0.01, 7_000),
 )
 @hsettings(max_examples=80, deadline=None)
-def test_a_deferral_waits_its_ladder_step_and_never_past_the_grace(deferrals, polls, before_end):
-    """A refused poll waits as the poll it stands for would (the job's ladder, deferrals
-    counted as steps, jittered by a quarter), at most the cap, and never past the deadline's
-    grace (the last deferral ends right on it)."""
+def test_a_deferral_waits_grow_to_a_cap_and_never_past_the_grace(deferrals, polls, before_end):
+    """A refused poll waits 1 s doubling per deferral (jittered by a quarter), at most the cap,
+    and never past the deadline's grace (the last deferral ends right on it)."""
 
     class NoVideoDB:
         def is_on_api_origin(self, url):
@@ -113,7 +112,7 @@ def test_a_deferral_waits_its_ladder_step_and_never_past_the_grace(deferrals, po
         "polls": polls,
         "deferrals": deferrals,
     }
-    now = 100.0 + poll.DEFERRAL_GRACE_SECONDS - before_end
+    now = 100.0 + Settings().poll_deadline_seconds - before_end
     gated = GatedVideoDB(NoVideoDB(), SpentGate(), lambda: now, lambda s: None)  # type: ignore[arg-type]
     result = follow_job({"workflow_state": state, "retry_count": 0}, gated, Settings(), now=now)
     assert isinstance(result, Deferred) and result.deferrals == deferrals + 1 and result.polls == polls
@@ -132,10 +131,10 @@ def test_a_deferral_waits_its_ladder_step_and_never_past_the_grace(deferrals, po
 
 def test_a_deferral_past_the_deadline_defers_again_until_the_grace_is_spent(follow, http_server):
     # Deadline 1600: past it, our own budget does not end the attempt while the job may have
-    # ended well; VideoDB's next answer judges it.
-    result = follow([], now=1700.0, gate=SpentGate(), max_retry_attempts=1)
+    # ended well (deferred for as long again); VideoDB's next answer judges it.
+    result = follow([], now=1700.0, gate=SpentGate(), max_retry_attempts=1, poll_deadline_seconds=600)
     assert isinstance(result, Deferred) and http_server.seen == []
-    result = follow([], now=1600.0 + poll.DEFERRAL_GRACE_SECONDS, gate=SpentGate(), max_retry_attempts=1)
+    result = follow([], now=2200.0, gate=SpentGate(), max_retry_attempts=1, poll_deadline_seconds=600)
     assert result.status == "timed_out" and result.polls == 0 and http_server.seen == []
 
 

@@ -40,20 +40,18 @@ from videodb_retry.status import JobState
 LADDER_FIRST_SECONDS = 15
 LADDER_FACTOR = 1.25
 LADDER_CAP_SECONDS = 900
-# A deferred poll waits as if it had been made: the next step of the job's own ladder,
-# counting the deferrals as steps (15 s x 1.25 per poll or deferral, at most 900 s), jittered
-# by a quarter. A backlog's workflows thus space their tries as the polls they stand for:
-# the budget's oversubscription never exceeds the ladder's own demand, the refused try is
-# mostly retried once its job has moved on (so the poll admitted mostly finds it ended: polls
-# per attempt fall toward one), and the jitter moves each try to another place in its window.
-# Past the deadline a deferred poll is deferred again, for at most DEFERRAL_GRACE_SECONDS: the
-# attempt is judged on VideoDB's next answer, not ended by our own budget while its job may
-# have succeeded. Rounds are bounded: (a day's deadline + the grace) / (0.75 x 900 s) plus the
-# ladder's ramp, well under a thousand (25,000 events, Step Functions quotas;
+# A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
+# deferrals in this attempt: short while the budget frees up each second, growing when it
+# stays spent. Every workflow of a backlog thus tries about as often as any other once at the
+# cap, so the polls admitted go to workflows of every age, mostly old enough for their job to
+# have ended (polls per attempt fall toward one). Past the deadline a deferred poll is
+# deferred again, for at most PollDeadlineSeconds more: the attempt is judged on VideoDB's
+# next answer, not ended by our own budget while its job may have succeeded. Rounds are
+# bounded: twice a day's deadline / (0.75 x 120 s) plus the doubling's ramp, under two
+# thousand rounds of 9 events (25,000 events, Step Functions quotas;
 # tests/integration/test_history_limit.py).
-DEFERRAL_CAP_SECONDS = LADDER_CAP_SECONDS
+DEFERRAL_CAP_SECONDS = 120
 DEFERRAL_JITTER = 0.25
-DEFERRAL_GRACE_SECONDS = 6 * 3600
 
 
 class TransientPollError(Exception):
@@ -279,14 +277,12 @@ def _poll(
 
 
 def _defer(carried: Mapping[str, Any], current: PollState, settings: Settings, now: float) -> PollResult:
-    """The budget refused this poll: wait a ladder step and try again (past the deadline too,
-    within the grace), or end the attempt timed out once the grace is spent."""
-    remaining = current.deadline_at + DEFERRAL_GRACE_SECONDS - now
+    """The budget refused this poll: wait and try again (past the deadline too, for as long
+    again), or end the attempt timed out once that is spent."""
+    grace = settings.poll_deadline_seconds
+    remaining = current.deadline_at + grace - now
     if remaining <= 0:
-        error = (
-            f"job still processing after {settings.poll_deadline_seconds} s "
-            f"(the polls were deferred for {DEFERRAL_GRACE_SECONDS} s more)"
-        )
+        error = f"job still processing after {grace} s (its polls deferred {grace} s more)"
         return _end(carried, current, settings, now, Ending.TIMED_OUT, error, polled=False)
     step = current.polls + current.deferrals
     wait = exponential_wait(
