@@ -65,5 +65,9 @@ def test_a_post_the_budget_cannot_admit_is_requeued_as_new_not_failed(http_serve
     # Its last allowed delivery: a failure would dead-letter it; a deferral must not.
     result = delivery.handle(record('{"download_id": "dl-1", "attempt": 2}', 9, redriven), 60_000)
     assert result is RecordResult.DEFERRED
-    assert deferrals.deferred == [('{"download_id": "dl-1", "attempt": 2}', redriven, DEFERRED_DELAY_SECONDS)]
+    # The redriven record is an operator's report: admitted as sequence 1, it comes back as
+    # that sequence's first attempt (a copy of the report would be its sequence's duplicate).
+    assert deferrals.deferred == [
+        ('{"download_id":"dl-1","attempt":1,"sequence":1}', {}, DEFERRED_DELAY_SECONDS)
+    ]
     assert http_server.seen == [] and dead_letters.sent == [] and visibility.calls == []

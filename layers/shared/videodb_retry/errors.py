@@ -70,3 +70,6 @@ class RequestDeferred(TransientError):
     def __init__(self, kind: str, retry_after: int = 1) -> None:
         super().__init__(f"the {kind} request budget is spent for now", retry_after=retry_after)
         self.kind = kind
+        # The body the record is re-queued with when it is not the record's own: a failure
+        # report already admitted as a retry sequence comes back as that sequence's attempt.
+        self.requeue_body: str | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from videodb_retry.errors import RequestDeferred, TransientError
-from videodb_retry.messages import PoisonMessage, is_redriven, parse_body
+from videodb_retry.messages import DEAD_LETTER_MARK, PoisonMessage, is_redriven, parse_body
 from videodb_retry.observability import Metric, count, logger
 from videodb_retry.ports import Deferrals, Visibility
 from videodb_retry.redelivery_policy import RedeliveryPolicy
@@ -90,9 +90,14 @@ class RecordDelivery:
             raise OutOfTime(f"not started: {remaining_ms} ms left in the invocation")
         try:
             return self._service.process(message)
-        except RequestDeferred:
-            # Raises if SQS refuses the copy: the record then fails and is redelivered.
-            self._deferrals.defer(record.body, _attributes(record), DEFERRED_DELAY_SECONDS)
+        except RequestDeferred as exc:
+            # Raises if SQS refuses the copy: the record then fails and is redelivered. An
+            # admitted report comes back as its sequence's attempt, no longer a DLQ's report.
+            body, attributes = record.body, _attributes(record)
+            if exc.requeue_body is not None:
+                body = exc.requeue_body
+                attributes.pop(DEAD_LETTER_MARK, None)
+            self._deferrals.defer(body, attributes, DEFERRED_DELAY_SECONDS)
             count(Metric.RECORDS_DEFERRED)
             logger.info("request budget spent; record re-queued as a new message")
             return RecordResult.DEFERRED

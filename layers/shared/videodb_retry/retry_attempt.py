@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-from videodb_retry.errors import ForeignOriginError, PermanentError, StepInProgress
+from videodb_retry.errors import ForeignOriginError, PermanentError, RequestDeferred, StepInProgress
 from videodb_retry.messages import PoisonMessage, RetryRequest, parse_body
 from videodb_retry.observability import ENDING_METRICS, Metric, count, logger
 from videodb_retry.outcomes import Ending, Outcome
@@ -161,6 +161,12 @@ class RetryService:
             )
         except StepInProgress as exc:
             return self._duplicate(str(exc))
+        except RequestDeferred as exc:
+            # A report whose sequence was just begun must come back as that sequence's
+            # attempt: a copy of the report would be a duplicate of the sequence it began.
+            if request.sequence is not None:
+                exc.requeue_body = request.to_body()
+            raise
         result = RecordResult(settled["result"])
         # After the settle step, replayed too: a redelivery after a refused write ends it then.
         self._end_if_last(request, result)
