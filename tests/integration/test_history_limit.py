@@ -27,6 +27,7 @@ from unittest import mock
 import pytest
 from videodb_retry.poll import (
     DEFERRAL_CAP_SECONDS,
+    DEFERRAL_GRACE_CAP_SECONDS,
     DEFERRAL_JITTER,
 )
 
@@ -141,11 +142,13 @@ def figures(measured: dict[str, Any]) -> dict[str, Any]:
     plain_task = 5  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited
     all_retries = {name: sum(retriers(name).values()) for name, state in states.items() if "Retry" in state}
     # Deferral rounds (a deferred PollJob, the route, WaitToPoll: 9 events) over the longest
-    # deadline and as long again after it, each wait at least three quarters of the cap once the
-    # doubling's ramp (its steps below the cap) has reached it.
+    # deadline and the grace after it (as long again, at most 2 h), each wait at least three
+    # quarters of the cap once the doubling's ramp (its steps below the cap) has reached it.
     longest_deadline = int(Template.load().document["Parameters"]["PollDeadlineSeconds"]["MaxValue"])
     ramp = math.ceil(math.log2(DEFERRAL_CAP_SECONDS))
-    rounds = 2 * longest_deadline / (DEFERRAL_CAP_SECONDS * (1 - DEFERRAL_JITTER)) + ramp
+    rounds = (longest_deadline + DEFERRAL_GRACE_CAP_SECONDS) / (
+        DEFERRAL_CAP_SECONDS * (1 - DEFERRAL_JITTER)
+    ) + ramp
     per_round = plain_task + 2 + 2
     # The worst execution: every retrier of every state exhausted, PollJob caught and settled
     # by SettlePollError, re-queued and announced, each after all of their own retries, and

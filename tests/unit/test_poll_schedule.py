@@ -112,7 +112,7 @@ def test_a_deferral_waits_grow_to_a_cap_and_never_past_the_grace(deferrals, poll
         "polls": polls,
         "deferrals": deferrals,
     }
-    now = 100.0 + Settings().poll_deadline_seconds - before_end
+    now = 100.0 + min(Settings().poll_deadline_seconds, poll.DEFERRAL_GRACE_CAP_SECONDS) - before_end
     gated = GatedVideoDB(NoVideoDB(), SpentGate(), lambda: now, lambda s: None)  # type: ignore[arg-type]
     result = follow_job({"workflow_state": state, "retry_count": 0}, gated, Settings(), now=now)
     assert isinstance(result, Deferred) and result.deferrals == deferrals + 1 and result.polls == polls

@@ -45,13 +45,14 @@ LADDER_CAP_SECONDS = 900
 # stays spent. Every workflow of a backlog thus tries about as often as any other once at the
 # cap, so the polls admitted go to workflows of every age, mostly old enough for their job to
 # have ended (polls per attempt fall toward one). Past the deadline a deferred poll is
-# deferred again, for at most PollDeadlineSeconds more: the attempt is judged on VideoDB's
-# next answer, not ended by our own budget while its job may have succeeded. Rounds are
-# bounded: twice a day's deadline / (0.75 x 120 s) plus the doubling's ramp, under two
+# deferred again, for at most PollDeadlineSeconds more (2 h at most): the attempt is judged on
+# VideoDB's next answer, not ended by our own budget while its job may have succeeded. Rounds
+# are bounded: (a day's deadline + 2 h) / (0.75 x 120 s) plus the doubling's ramp, about a
 # thousand rounds of 9 events (25,000 events, Step Functions quotas;
 # tests/integration/test_history_limit.py).
 DEFERRAL_CAP_SECONDS = 120
 DEFERRAL_JITTER = 0.25
+DEFERRAL_GRACE_CAP_SECONDS = 2 * 3600
 
 
 class TransientPollError(Exception):
@@ -278,8 +279,8 @@ def _poll(
 
 def _defer(carried: Mapping[str, Any], current: PollState, settings: Settings, now: float) -> PollResult:
     """The budget refused this poll: wait and try again (past the deadline too, for as long
-    again), or end the attempt timed out once that is spent."""
-    grace = settings.poll_deadline_seconds
+    again up to 2 h), or end the attempt timed out once that is spent."""
+    grace = min(settings.poll_deadline_seconds, DEFERRAL_GRACE_CAP_SECONDS)
     remaining = current.deadline_at + grace - now
     if remaining <= 0:
         error = f"job still processing after {grace} s (its polls deferred {grace} s more)"
