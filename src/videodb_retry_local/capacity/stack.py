@@ -144,7 +144,8 @@ class Stack:
 
     def _wire_breaker(self, wiring: Wiring) -> None:
         self.switch = Switch(True, self.deployed.max_concurrency, on_change=self._wake)
-        probe_videodb = wiring("breaker", self.videodb, self) if self.deployed.breaker_enabled else None
+        # Any: the wiring's VideoDB (gated or not); never probed when the breaker is disabled.
+        probe_videodb: Any = wiring("breaker", self.videodb, self) if self.deployed.breaker_enabled else None
         self.breaker = Breaker(
             self.deployed.thresholds,
             self.breaker_store,
