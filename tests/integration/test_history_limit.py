@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 import types
@@ -24,7 +25,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from videodb_retry.steps.poll import DEFERRAL_CAP_SECONDS, DEFERRAL_JITTER
+from videodb_retry.steps.poll import (
+    DEFERRAL_CAP_SECONDS,
+    DEFERRAL_GRACE_CAP_SECONDS,
+    DEFERRAL_JITTER,
+)
 
 from videodb_retry_local.stack.emulated_stack import EmulatedStack
 from videodb_retry_local.stack.moto_env import local_aws
@@ -137,11 +142,13 @@ def figures(measured: dict[str, Any]) -> dict[str, Any]:
     plain_task = 5  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited
     all_retries = {name: sum(retriers(name).values()) for name, state in states.items() if "Retry" in state}
     # Deferral rounds (a deferred PollJob, the route, WaitToPoll: 9 events) over the longest
-    # deadline, each wait at least three quarters of the cap once it is reached.
+    # deadline and the grace after it (as long again, at most 2 h), each wait at least three
+    # quarters of the cap once the doubling's ramp (its steps below the cap) has reached it.
     longest_deadline = int(Template.load().document["Parameters"]["PollDeadlineSeconds"]["MaxValue"])
-    rounds = (
-        longest_deadline / (DEFERRAL_CAP_SECONDS * (1 - DEFERRAL_JITTER)) + DEFERRAL_CAP_SECONDS.bit_length()
-    )
+    ramp = math.ceil(math.log2(DEFERRAL_CAP_SECONDS))
+    rounds = (longest_deadline + DEFERRAL_GRACE_CAP_SECONDS) / (
+        DEFERRAL_CAP_SECONDS * (1 - DEFERRAL_JITTER)
+    ) + ramp
     per_round = plain_task + 2 + 2
     # The worst execution: every retrier of every state exhausted, PollJob caught and settled
     # by SettlePollError, re-queued and announced, each after all of their own retries, and

@@ -29,7 +29,6 @@ def budgets(draw: st.DrawFn) -> Budgets:
         videodb_rps=draw(st.integers(2, 1000)),
         retry_concurrency=retry,
         poll_time_limit_seconds=limit,
-        polls_per_attempt=draw(st.integers(1, 20)),
     )
 
 
@@ -46,8 +45,15 @@ def test_polls_at_their_time_limit_and_the_fixed_functions_fit_the_concurrency(b
 
 @given(budgets())
 def test_intake_never_outpaces_what_polls_can_follow(b: Budgets) -> None:
-    # An attempt needs polls_per_attempt polls: intake x that stays within one window of polls.
-    assert (b.intake_per_second - 1) * b.polls_per_attempt < b.poll_per_second
+    # Every attempt is one POST and at least one poll: attempts started faster than polls
+    # could never all end.
+    assert b.intake_per_second <= b.poll_per_second
+
+
+@given(budgets())
+def test_intake_gets_what_polls_leave_up_to_the_polls_rate(b: Budgets) -> None:
+    # No request a second is left unused that intake could follow with a poll.
+    assert b.intake_per_second == max(1, min(b.videodb_rps - b.poll_per_second, b.poll_per_second))
 
 
 kinds = st.sampled_from(list(RequestKind))
@@ -78,7 +84,8 @@ def test_admissions_held_by_the_gate_stay_inside_both_budgets(
 
 def test_the_defaults_split_fifty_executions_and_ten_requests() -> None:
     b = Budgets()
-    assert (b.poll_per_second, b.intake_per_second) == (5, 2)
+    # Polls: 46 executions left / 8 s = 5 a second; intake what they leave: 5 (10 of 10 used).
+    assert (b.poll_per_second, b.intake_per_second) == (5, 5)
     assert b.minimum_concurrency == 12
 
 
@@ -153,7 +160,7 @@ def test_a_refused_poll_sends_nothing_and_says_deferred() -> None:
 
 
 def test_a_retry_waits_for_the_next_window_while_patience_lasts() -> None:
-    gate = InMemoryGate(Budgets())
+    gate = InMemoryGate(Budgets(videodb_rps=4))  # intake 2 a window
     clock = VirtualClock(100.25)
     recorder = Recorder()
     videodb = GatedVideoDB(recorder, gate, clock.now, clock.sleep, patience=lambda: 3.0)
@@ -179,7 +186,7 @@ def test_a_retry_out_of_patience_is_deferred_unsent() -> None:
 
 
 def test_probes_and_sweeps_take_intake_tokens() -> None:
-    gate = InMemoryGate(Budgets())
+    gate = InMemoryGate(Budgets(videodb_rps=4))  # intake 2 a window
     clock = VirtualClock(0.0)
     probe = GatedVideoDB(Recorder(), gate, clock.now, clock.sleep, list_kind=RequestKind.PROBE)
     probe.list_downloads(0, 1)
@@ -201,10 +208,10 @@ def test_the_dynamodb_gate_admits_the_first_n_of_a_window_and_counts_the_rest() 
         )
         gate = DynamoDBRequestGate("t", Budgets(), dynamodb)
         polls = [gate.take(RequestKind.POLL, 50.2) for _ in range(7)]
-        intake = [gate.take(RequestKind.RETRY, 50.9), gate.take(RequestKind.SWEEP, 50.9)]
-        intake.append(gate.take(RequestKind.PROBE, 50.9))
+        intake = [gate.take(RequestKind.RETRY, 50.9) for _ in range(4)]
+        intake += [gate.take(RequestKind.SWEEP, 50.9), gate.take(RequestKind.PROBE, 50.9)]
         assert polls == [True] * 5 + [False] * 2
-        assert intake == [True, True, False]
+        assert intake == [True] * 5 + [False]
         assert gate.take(RequestKind.POLL, 51.0)
         item = dynamodb.get_item(TableName="t", Key={"id": {"S": "gate#poll#50"}})["Item"]
         assert item["used"]["N"] == "7" and item["expiration"]["N"] == "3650"

@@ -30,7 +30,8 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 
-from videodb_retry_local.commands import demo, demo_cases
+from videodb_retry_local.commands import demo
+from videodb_retry_local.load import demo_cases
 from videodb_retry_local.stack.emulated_stack import EmulatedStack
 from videodb_retry_local.stack.iam.iam_enforcement import Denial, Enforcement, acting_as
 from videodb_retry_local.stack.iam.iam_requests import Request, RequestContext

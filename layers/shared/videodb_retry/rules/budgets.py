@@ -13,13 +13,16 @@ The split:
 - The poll function's concurrency is what is left. Each poll invocation makes one request and
   lasts at most its hard time limit (the function's ``Timeout``), so admitting ``P`` polls a
   second keeps at most ``P x limit`` of them running (Little's law with the worst duration):
-  ``P = min((concurrency - fixed) // limit, rps x k // (k + 1))`` where ``k`` is
-  ``polls_per_attempt``, the polls an attempt needs.
-- Intake (a retry's POST, a breaker probe, a sweeper page) gets the rest of the request
-  budget, but never starts work faster than the polls can follow: at most ``ceil(P / k)``.
+  ``P = min((concurrency - fixed) // limit, rps // 2)``.
+- Intake (a retry's POST, a breaker probe, a sweeper page) gets what polls leave, but never
+  more than ``P``: ``I = min(rps - P, P)``. Every attempt is one POST and at least one poll,
+  so intake faster than polls could never be followed; at ``I = P`` it can, because in a
+  backlog polls per attempt fall toward one: a poll the budget refused waits (``poll.py``)
+  and the job it follows goes on running meanwhile, so the poll that is admitted mostly
+  finds it ended.
 
 With the defaults (50 executions, 10 requests/s, 2 retry instances, polls of at most 8 s):
-polls 5/s (5 x 8 s + 4 = 44 <= 50), intake 2/s; 7 of the 10 requests/s are ever used.
+polls 5/s (5 x 8 s + 4 = 44 <= 50), intake 5/s: all 10 requests/s can be used.
 """
 
 from __future__ import annotations
@@ -72,14 +75,12 @@ class Budgets:
     sweeper_concurrency: int = 1
     # The poll function's Timeout: its request's connect + read timeouts plus a margin.
     poll_time_limit_seconds: int = 8
-    # Polls a typical attempt needs (a job of about a minute on the workflow's schedule).
-    polls_per_attempt: int = 4
 
     def __post_init__(self) -> None:
         if self.videodb_rps < 2:
             raise BudgetTooSmall("VideoDBRequestsPerSecond must be at least 2 (one poll, one intake)")
-        if min(self.poll_time_limit_seconds, self.polls_per_attempt) < 1:
-            raise BudgetTooSmall("the poll time limit and polls per attempt must be at least 1")
+        if self.poll_time_limit_seconds < 1:
+            raise BudgetTooSmall("the poll time limit must be at least 1")
         if self.poll_concurrency < self.poll_time_limit_seconds:
             raise BudgetTooSmall(
                 f"ConcurrencyBudget {self.lambda_concurrency} leaves {self.poll_concurrency} executions "
@@ -105,17 +106,16 @@ class Budgets:
     @property
     def poll_per_second(self) -> int:
         """Polls admitted per window: their worst-case concurrency fits what is left, and they
-        take at most ``polls_per_attempt`` of every ``polls_per_attempt + 1`` requests (the
-        rest is intake's: polls are only worth making for attempts that were started)."""
+        take at most half the request budget (intake needs as much: every attempt is one POST
+        and, at best, one poll)."""
         by_concurrency = self.poll_concurrency // self.poll_time_limit_seconds
-        by_rate = self.videodb_rps * self.polls_per_attempt // (self.polls_per_attempt + 1)
-        return max(1, min(by_concurrency, by_rate))
+        return max(1, min(by_concurrency, self.videodb_rps // 2))
 
     @property
     def intake_per_second(self) -> int:
-        """POSTs, probes and sweeper pages admitted per window: no faster than polls follow."""
-        followable = math.ceil(self.poll_per_second / self.polls_per_attempt)
-        return max(1, min(self.videodb_rps - self.poll_per_second, followable))
+        """POSTs, probes and sweeper pages admitted per window: what polls leave, but no more
+        than the polls (an attempt started faster than one poll each could never end)."""
+        return max(1, min(self.videodb_rps - self.poll_per_second, self.poll_per_second))
 
     def per_second(self, kind: RequestKind) -> int:
         """Admissions of ``kind``'s class per one-second window."""

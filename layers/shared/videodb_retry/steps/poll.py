@@ -42,11 +42,17 @@ LADDER_FACTOR = 1.25
 LADDER_CAP_SECONDS = 900
 # A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
 # deferrals in this attempt: short while the budget frees up each second, growing when it
-# stays spent, so that even a day of deferrals (PollDeadlineSeconds' maximum) writes under a
-# thousand rounds into the execution's history (25,000 events, Step Functions quotas;
+# stays spent. Every workflow of a backlog thus tries about as often as any other once at the
+# cap, so the polls admitted go to workflows of every age, mostly old enough for their job to
+# have ended (polls per attempt fall toward one). Past the deadline a deferred poll is
+# deferred again, for at most PollDeadlineSeconds more (2 h at most): the attempt is judged on
+# VideoDB's next answer, not ended by our own budget while its job may have succeeded. Rounds
+# are bounded: (a day's deadline + 2 h) / (0.75 x 120 s) plus the doubling's ramp, about a
+# thousand rounds of 9 events (25,000 events, Step Functions quotas;
 # tests/integration/test_history_limit.py).
 DEFERRAL_CAP_SECONDS = 120
 DEFERRAL_JITTER = 0.25
+DEFERRAL_GRACE_CAP_SECONDS = 2 * 3600
 
 
 class TransientPollError(Exception):
@@ -272,12 +278,17 @@ def _poll(
 
 
 def _defer(carried: Mapping[str, Any], current: PollState, settings: Settings, now: float) -> PollResult:
-    """The budget refused this poll: wait and try again, unless the deadline has passed."""
-    remaining = current.deadline_at - now
+    """The budget refused this poll: wait and try again (past the deadline too, for as long
+    again up to 2 h), or end the attempt timed out once that is spent."""
+    grace = min(settings.poll_deadline_seconds, DEFERRAL_GRACE_CAP_SECONDS)
+    remaining = current.deadline_at + grace - now
     if remaining <= 0:
-        error = f"job still processing after {settings.poll_deadline_seconds} s (the last poll was deferred)"
+        error = f"job still processing after {grace} s (its polls deferred {grace} s more)"
         return _end(carried, current, settings, now, Ending.TIMED_OUT, error, polled=False)
-    wait = exponential_wait(current.deferrals, 1, 2, DEFERRAL_CAP_SECONDS, jitter=DEFERRAL_JITTER)
+    step = current.polls + current.deferrals
+    wait = exponential_wait(
+        step, LADDER_FIRST_SECONDS, LADDER_FACTOR, DEFERRAL_CAP_SECONDS, jitter=DEFERRAL_JITTER
+    )
     wait = max(1, min(wait, math.ceil(remaining)))
     return Deferred(carried, polls=current.polls, deferrals=current.deferrals + 1, wait_seconds=wait)
 

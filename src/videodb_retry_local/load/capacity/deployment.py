@@ -84,10 +84,17 @@ def deployment(overrides: Mapping[str, Any] | None = None) -> Deployment:
     """The template resolved with ``overrides`` (template parameter name -> value)."""
     template = Template.load(overrides=dict(overrides or {}))
     ids = PhysicalIds()
-    for logical_id in template.resources():
+    for logical_id, resource in template.resources().items():
         ids.resources[logical_id] = Physical(
             f"sim-{logical_id}", cast(dict[str, str], _AnyAttribute(logical_id))
         )
+        # SAM makes an event source mapping of each SQS event, logical id <Function><Event>,
+        # which the template may Ref (the breaker names the retry queue's mapping).
+        for event in resource.get("Properties", {}).get("Events", {}) or {}:
+            implicit = f"{logical_id}{event}"
+            ids.resources[implicit] = Physical(
+                f"sim-{implicit}", cast(dict[str, str], _AnyAttribute(implicit))
+            )
     functions = {
         name: _function(template, logical_id, ids)
         for name, logical_id in FUNCTIONS.items()

@@ -27,8 +27,9 @@ from typing import Any
 
 from videodb_retry.settings import Settings
 from videodb_retry.steps.breaker_control import Breaker, OutcomeCounter
-from videodb_retry.steps.poll import follow_job
+from videodb_retry.steps.poll import Ended, TransientPollError, follow_job
 from videodb_retry.steps.record_delivery import RecordDelivery
+from videodb_retry.steps.retry_sequences import RetrySequences, end_after_poll
 
 from videodb_retry_local.load.capacity.sim_sqs import Queue, Received
 from videodb_retry_local.load.capacity.sim_videodb import LocalClock
@@ -80,14 +81,26 @@ def retry_batch(
 
 
 def poll_invocation(
-    clock: LocalClock, videodb: Any, settings: Settings, payload: dict[str, Any], start: float, timeout: float
+    clock: LocalClock,
+    videodb: Any,
+    sequences: RetrySequences,
+    settings: Settings,
+    payload: dict[str, Any],
+    start: float,
+    timeout: float,
 ) -> Invocation:
     """One poll function invocation (``functions/poll/app.py``): the ended or deferred state,
     or the error the workflow's Retry/Catch sees (the exception's class name, as Lambda
-    reports it). It makes at most one request and never sleeps."""
+    reports it). It makes at most one request and never sleeps; an ended attempt that is its
+    retry sequence's last ends the sequence first (a refused write: a poll error)."""
     clock.now = start + INVOKE_OVERHEAD_SECONDS
     try:
         result = follow_job(payload, videodb, settings, now=clock.now)
+        if isinstance(result, Ended):
+            try:
+                end_after_poll(sequences, result.outcome, clock.now)
+            except Exception as exc:
+                raise TransientPollError(f"could not end the retry sequence: {type(exc).__name__}") from None
     except Exception as exc:
         name = type(exc).__name__
         cause = json.dumps({"errorMessage": str(exc), "errorType": name})

@@ -5,7 +5,8 @@ Each is what the AWS adapter does, reduced to what the capacity model counts: th
 after the idempotency window), the DLQ (``dead_letter.DeadLetterQueue``), workflow starts
 (``workflow.WorkflowStarter``: a name runs once; StartExecution's token bucket), outcomes
 (``outcomes_aws.OutcomePublisher``: re-queue first, then the event), visibility changes
-(``queue_aws.VisibilityBackoff``), the breaker's store, switch and announcer (``breaker_aws``:
+(``queue_aws.VisibilityBackoff``), each download's retry sequences (``sequence_aws``: a
+conditional write on the record's version), the breaker's store, switch and announcer (``breaker_aws``:
 the counting bucket is one hot DynamoDB key). Side effects are stamped with the calling
 invocation's local time (``clock``), not the simulation's, so an invocation that slept acts late.
 """
@@ -24,6 +25,7 @@ from videodb_retry.errors import StepInProgress, TransientError
 from videodb_retry.rules.breaker import Bucket, Mode, State
 from videodb_retry.rules.messages import RetryRequest
 from videodb_retry.rules.outcomes import Outcome
+from videodb_retry.rules.sequence import SequenceConflict, SequenceRecord
 
 from videodb_retry_local.load.capacity.sim_lambda import HotKeys, TokenBucket
 from videodb_retry_local.load.capacity.sim_sqs import Queue
@@ -65,6 +67,31 @@ class Ledger:
 
     def register_lambda_context(self, context: Any) -> None:
         """Nothing to register: the model's invocations know their own time."""
+
+
+@dataclass
+class Sequences:
+    """``ports.SequenceStore``: each download's sequence record with optimistic versions, as
+    ``sequence_aws.DynamoDBSequenceStore`` keeps it (one write of the download's key per save)."""
+
+    clock: LocalClock
+    hot: HotKeys
+    records: dict[str, SequenceRecord] = field(default_factory=dict)
+    saves: int = 0
+
+    def load(self, download_id: str) -> SequenceRecord | None:
+        """The stored record, if any."""
+        return self.records.get(download_id)
+
+    def save(self, record: SequenceRecord, expires_at: float) -> None:
+        """Store ``record`` as the next version if the stored one is still ``record.version``
+        (expiry is not modelled: a record outlives every scenario's reports)."""
+        stored = self.records.get(record.download_id)
+        if (stored.version if stored else 0) != record.version:
+            raise SequenceConflict(record.download_id)
+        self.hot.write(f"sequence#{record.download_id}", self.clock.now)
+        self.records[record.download_id] = replace(record, version=record.version + 1)
+        self.saves += 1
 
 
 @dataclass

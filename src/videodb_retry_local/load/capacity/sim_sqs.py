@@ -37,6 +37,7 @@ class Message:
     receive_count: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False
+    sent_at: float = 0.0  # when it was sent (SQS's SentTimestamp)
 
 
 @dataclass
@@ -58,8 +59,9 @@ class Received:
 
     @property
     def attributes(self) -> Any:
-        """``approximate_receive_count`` as Powertools' SQSRecord exposes it."""
-        return _Attributes(str(self.message.receive_count))
+        """``approximate_receive_count`` and ``sent_timestamp`` (epoch milliseconds) as
+        Powertools' SQSRecord exposes them."""
+        return _Attributes(str(self.message.receive_count), str(int(self.message.sent_at * 1000)))
 
     @property
     def message_attributes(self) -> Any:
@@ -70,6 +72,7 @@ class Received:
 @dataclass(frozen=True)
 class _Attributes:
     approximate_receive_count: str
+    sent_timestamp: str
 
 
 class Queue:
@@ -99,8 +102,9 @@ class Queue:
         """SendMessage at ``at`` (the sender's clock), visible ``delay`` s later."""
         if not 0 <= delay <= aws_quotas.value("sqs_max_delay"):
             raise ValueError(f"DelaySeconds {delay} is outside 0..900")
+        sent_at = max(at, self.env.now)
         message = Message(
-            f"m{next(self._ids)}", body, max(at, self.env.now) + delay, attributes=attributes or {}
+            f"m{next(self._ids)}", body, sent_at + delay, attributes=attributes or {}, sent_at=sent_at
         )
         self.messages[message.message_id] = message
         heapq.heappush(self._heap, (message.visible_at, next(self._ids), message))

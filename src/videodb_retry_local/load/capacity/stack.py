@@ -19,6 +19,7 @@ import simpy
 from videodb_retry.steps.breaker_control import Breaker, OutcomeCounter, probe_answered
 from videodb_retry.steps.record_delivery import RecordDelivery
 from videodb_retry.steps.retry_attempt import RetryService
+from videodb_retry.steps.retry_sequences import RetrySequences
 
 from videodb_retry_local.load.capacity import aws_quotas, functions
 from videodb_retry_local.load.capacity.asl import Interpreter, Run, TaskFailure
@@ -32,6 +33,7 @@ from videodb_retry_local.load.capacity.sim_ports import (
     Ledger,
     Outcomes,
     Record,
+    Sequences,
     Switch,
     Visibility,
     Workflows,
@@ -119,6 +121,8 @@ class Stack:
         settings, clock = self.deployed.retry.settings, self.clock
         self.ledger = Ledger(clock, settings.idempotency_expiry_seconds, self.hot)
         self.workflows = Workflows(clock, self.starts, self._start_execution)
+        # One store for both functions, as both read the idempotency table (sequence_aws).
+        self.sequences = RetrySequences(Sequences(clock, self.hot), settings.idempotency_expiry_seconds)
         service = RetryService(
             settings=settings,
             videodb=wiring("retry", self.videodb, self),
@@ -126,6 +130,7 @@ class Stack:
             workflows=self.workflows,
             outcomes=Outcomes(clock, self.queue, self.record, settings.requeue_delay_seconds),
             ledger=self.ledger,
+            sequences=self.sequences,
             clock=clock.time,
         )
         self.deferrals = SimDeferrals(clock, self.queue)
@@ -139,7 +144,8 @@ class Stack:
 
     def _wire_breaker(self, wiring: Wiring) -> None:
         self.switch = Switch(True, self.deployed.max_concurrency, on_change=self._wake)
-        probe_videodb = wiring("breaker", self.videodb, self) if self.deployed.breaker_enabled else None
+        # Any: the wiring's VideoDB (gated or not); never probed when the breaker is disabled.
+        probe_videodb: Any = wiring("breaker", self.videodb, self) if self.deployed.breaker_enabled else None
         self.breaker = Breaker(
             self.deployed.thresholds,
             self.breaker_store,
@@ -259,7 +265,13 @@ class Stack:
             raise TaskFailure("Lambda.TooManyRequestsException", "Rate Exceeded.")
         spec = self.deployed.functions[name]
         outcome = functions.poll_invocation(
-            self.clock, self.poll_videodb, spec.settings, parameters["Payload"], start, spec.timeout_seconds
+            self.clock,
+            self.poll_videodb,
+            self.sequences,
+            spec.settings,
+            parameters["Payload"],
+            start,
+            spec.timeout_seconds,
         )
         self.account.release_at(name, outcome.duration)
         yield self.env.timeout(outcome.duration)

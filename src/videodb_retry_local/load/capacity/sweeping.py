@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
+from videodb_retry.rules.sweep_cursor import SweepCursor
 from videodb_retry.steps.sweeper import Sweeper
 
 from videodb_retry_local.load.capacity import functions
@@ -43,6 +44,22 @@ class Swept(Protocol):
     record: Record
     gated: Gated | None
     sweeps_failed: int
+
+
+@dataclass
+class SimCursors:
+    """``ports.SweepCursors``: where the sweeper's pass stands between runs, in memory (expiry
+    is not modelled: a scenario ends long before the cursor's)."""
+
+    cursor: SweepCursor | None = None
+
+    def load(self) -> SweepCursor | None:
+        """The stored cursor, if any."""
+        return self.cursor
+
+    def save(self, cursor: SweepCursor, expires: datetime) -> None:
+        """Store ``cursor`` (the last writer wins)."""
+        self.cursor = cursor
 
 
 @dataclass
@@ -95,7 +112,7 @@ def sweeper_schedule(stack: Swept, sweeper_videodb: Any) -> Generator[simpy.Even
     events = SimFailureEvents(
         stack.clock, stack.queue, settings.failure_event_source, settings.failure_event_detail_type
     )
-    sweeper = Sweeper(sweeper_videodb, settings, claims=SimClaims(), events=events)
+    sweeper = Sweeper(sweeper_videodb, settings, claims=SimClaims(), events=events, cursors=SimCursors())
     rate = 60 * int(stack.deployed.parameters.get("SweepRateMinutes", 15))
     wall_start = time.time()
     while True:
