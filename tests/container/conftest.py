@@ -381,6 +381,12 @@ def _create_stack(stack: Stack) -> None:
             service = "lambda" if kind == "AWS::Serverless::Function" else "local"
             arn = f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:function:{name}"
             ids.resources[logical_id] = Physical(name, {"Arn": arn, "Name": name})
+            # The event source mapping SAM makes of each SQS event (<Function><Event>): the
+            # breaker's environment names the retry queue's (its Ref is the mapping's UUID).
+            events = template.resources()[logical_id].get("Properties", {}).get("Events", {})
+            for event_name, event in events.items():
+                if event.get("Type") == "SQS":
+                    ids.resources[f"{logical_id}{event_name}"] = Physical(str(uuid.uuid4()))
     # The key goes in as a user would put it: JSON {"api_key": ...} in the stack's secret.
     stack.client("secretsmanager").put_secret_value(
         SecretId=stack.ref("ApiKeySecret"), SecretString=json.dumps({"api_key": stack.api_key})

@@ -342,12 +342,11 @@ def test_the_sweeper_and_the_breaker_run_in_containers_as_the_readme_says(
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     swept, ticked = done.stdout.split(MARK)
     # One sweep against the sandbox: it listed downloads, and none had failed.
-    assert _result_of(swept) == {
-        "failed_in_window": 0,
-        "published": 0,
-        "already_published": 0,
-        "skipped_invalid": 0,
-    }
+    # (The report also says how far the pass read: pages, listed, stopped, ...)
+    counts = ("failed_in_window", "published", "already_published", "skipped_invalid")
+    report = _result_of(swept)
+    assert {key: report[key] for key in counts} == dict.fromkeys(counts, 0)
+    assert report["pages"] >= 1 and report["pass_complete"] is True
     assert any(line.startswith("videodb: GET /download") for line in served_with_sweeper.lines)
     # One breaker tick: closed, the mapping left as the template deployed it.
     report = _result_of(ticked)
