@@ -176,6 +176,22 @@ def test_a_key_echoed_in_an_error_message_is_redacted(http_server, settings_for)
     assert "[redacted]" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": False, "status": "failed", "message": "key sk-echoed-key is not allowed"},
+        {"success": True, "status": "done", "data": {"id": "j", "note": ["sk-echoed-key"]}},
+        {"success": True, "status": "failed", "data": {"error": "sk-echoed-key expired"}},
+    ],
+)
+def test_a_key_echoed_in_a_2xx_answer_is_redacted_before_anything_reads_it(http_server, settings_for, body):
+    # A 200 answer's text reaches the outcome event (its error, its result) and the logs.
+    http_server.answers.append(Answer(200, body))
+    client = VideoDBClient(settings_for(), FakeKey("sk-echoed-key"))
+    status = client.get_job(f"{http_server.base_url}/async-response/j", "download-1")
+    assert "sk-echoed-key" not in repr(status)
+
+
 # --- The key never leaves the API origin (issue 9) ---------------------------------------
 
 

@@ -42,9 +42,12 @@ def read_answer(where: str, response: HttpAnswer, key: str) -> Any:
     if 200 <= status < 300:
         # Any 2xx carries the answer (a 202 with an AsyncResponse is a job to follow).
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             raise TransientError(f"{where} answered {status} with a body that is not JSON") from None
+        # Its text reaches events, the DLQ and logs (a `failed` answer's message, a result):
+        # an answer that echoes the key must not carry it along, on this path either.
+        return _without_key(body, key) if key else body
     # VideoDB's message goes into errors, logs and the DLQ: it must not carry the key along.
     # The key is taken out of the whole message first, so no cut can leave a piece of it;
     # then the message is cleaned and capped by the one rule every path uses (sanitise.py).
@@ -63,6 +66,17 @@ def read_answer(where: str, response: HttpAnswer, key: str) -> Any:
     if 300 <= status < 400:
         raise PermanentError(f"{where} answered a redirect ({status}); not followed", status)
     raise PermanentError(text, status_code=status)
+
+
+def _without_key(value: Any, key: str) -> Any:
+    """``value`` (a JSON document) with every occurrence of ``key`` in its strings redacted."""
+    if isinstance(value, str):
+        return value.replace(key, "[redacted]")
+    if isinstance(value, list):
+        return [_without_key(item, key) for item in value]
+    if isinstance(value, dict):
+        return {_without_key(k, key): _without_key(v, key) for k, v in value.items()}
+    return value
 
 
 def job_status(body: Any, download_id: str | None = None) -> JobStatus:
