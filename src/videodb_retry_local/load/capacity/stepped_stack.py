@@ -123,10 +123,13 @@ def _function_patches(
 ) -> list[Patch]:
     """The functions' clocks, their invocations' time left, and the retry function's record
     threads counted as workers."""
+    from videodb_retry import observability
+
     from videodb_retry_local.stack import lambda_runtime
 
     retry = stack.functions["RetryFunction"].module
     return [
+        *_metrics_flushed_under_the_count_lock(observability),
         (stack.functions["PollFunction"].module, "time", types.SimpleNamespace(time=clock, sleep=sleep)),
         (retry.delivery._service, "_clock", clock),
         # The retry function's POST waits for the request budget's next window on this clock.
@@ -139,6 +142,25 @@ def _function_patches(
         (lambda_runtime, "_INVOKE_LOCK", contextlib.nullcontext()),
         *_counted_records(clock, retry.processor),
     ]
+
+
+def _metrics_flushed_under_the_count_lock(observability: types.ModuleType) -> list[Patch]:
+    """Powertools' metric set is one dict for every function in this process; ``count`` adds
+    to it under ``_metrics_lock``, and a handler's ``log_metrics`` flushes it (iterates, then
+    clears) when the handler returns. In AWS no two invocations share an environment, so the
+    flush never meets a count; here invocations overlap (no invoke lock), and a flush that met
+    another invocation's count raised ``RuntimeError`` (dictionary changed size) in the
+    handler, which the workflow settled as a failed poll. The flush takes the same lock (made
+    re-entrant: a count that fills the set flushes inside it)."""
+    lock = threading.RLock()
+    provider = observability.metrics.provider
+    flush = provider.flush_metrics
+
+    def locked_flush(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return flush(*args, **kwargs)
+
+    return [(observability, "_metrics_lock", lock), (provider, "flush_metrics", locked_flush)]
 
 
 def _virtual_context(clock: SteppedClock) -> type:
