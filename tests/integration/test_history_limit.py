@@ -29,6 +29,8 @@ from videodb_retry.steps.poll import (
     DEFERRAL_CAP_SECONDS,
     DEFERRAL_GRACE_CAP_SECONDS,
     DEFERRAL_JITTER,
+    LADDER_FACTOR,
+    LADDER_FIRST_SECONDS,
 )
 
 from videodb_retry_local.stack.emulated_stack import EmulatedStack
@@ -143,9 +145,9 @@ def figures(measured: dict[str, Any]) -> dict[str, Any]:
     all_retries = {name: sum(retriers(name).values()) for name, state in states.items() if "Retry" in state}
     # Deferral rounds (a deferred PollJob, the route, WaitToPoll: 9 events) over the longest
     # deadline and the grace after it (as long again, at most 2 h), each wait at least three
-    # quarters of the cap once the doubling's ramp (its steps below the cap) has reached it.
+    # quarters of the cap once the ladder's ramp (its steps below the cap) has reached it.
     longest_deadline = int(Template.load().document["Parameters"]["PollDeadlineSeconds"]["MaxValue"])
-    ramp = math.ceil(math.log2(DEFERRAL_CAP_SECONDS))
+    ramp = math.ceil(math.log(DEFERRAL_CAP_SECONDS / LADDER_FIRST_SECONDS, LADDER_FACTOR))
     rounds = (longest_deadline + DEFERRAL_GRACE_CAP_SECONDS) / (
         DEFERRAL_CAP_SECONDS * (1 - DEFERRAL_JITTER)
     ) + ramp

@@ -83,8 +83,9 @@ def test_a_poll_the_budget_refuses_sends_nothing_and_is_not_a_poll(follow, http_
 )
 @hsettings(max_examples=80, deadline=None)
 def test_a_deferral_waits_grow_to_a_cap_and_never_past_the_grace(deferrals, polls, before_end):
-    """A refused poll waits 1 s doubling per deferral (jittered by a quarter), at most the cap,
-    and never past the deadline's grace (the last deferral ends right on it)."""
+    """A refused poll waits the ladder's step for its polls and deferrals so far (15 s, x1.25
+    each, jittered by a quarter), at most the cap, and never past the deadline's grace (the
+    last deferral ends right on it)."""
 
     class NoVideoDB:
         def is_on_api_origin(self, url):

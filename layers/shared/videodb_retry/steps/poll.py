@@ -40,16 +40,17 @@ from videodb_retry.settings import Settings
 LADDER_FIRST_SECONDS = 15
 LADDER_FACTOR = 1.25
 LADDER_CAP_SECONDS = 900
-# A deferred poll waits 1, 2, 4 ... s, at most 120 s (jittered by a quarter), counted by its
-# deferrals in this attempt: short while the budget frees up each second, growing when it
-# stays spent. Every workflow of a backlog thus tries about as often as any other once at the
-# cap, so the polls admitted go to workflows of every age, mostly old enough for their job to
-# have ended (polls per attempt fall toward one). Past the deadline a deferred poll is
-# deferred again, for at most PollDeadlineSeconds more (2 h at most): the attempt is judged on
-# VideoDB's next answer, not ended by our own budget while its job may have succeeded. Rounds
-# are bounded: (a day's deadline + 2 h) / (0.75 x 120 s) plus the doubling's ramp, about a
-# thousand rounds of 9 events (25,000 events, Step Functions quotas;
-# tests/integration/test_history_limit.py).
+# A deferred poll waits the ladder's next step, counting its polls and deferrals in this
+# attempt as steps (15 s, x1.25 each), at most 120 s, jittered by a quarter: short while the
+# budget frees up, growing when it stays spent. Every workflow of a backlog thus tries about as
+# often as any other once at the cap, so the polls admitted go to workflows of every age, mostly
+# old enough for their job to have ended (polls per attempt fall toward one; a cap of 900 s,
+# the ladder's own, let young workflows ask most: mass drained in 40,000 s against 31,000 s).
+# Past the deadline a deferred poll is deferred again, for at most PollDeadlineSeconds more
+# (2 h at most): the attempt is judged on VideoDB's next answer, not ended by our own budget
+# while its job may have succeeded. Rounds are bounded: (a day's deadline + 2 h) /
+# (0.75 x 120 s) plus the ramp's ten steps below the cap, about a thousand rounds of 9 events
+# (25,000 events, Step Functions quotas; tests/integration/test_history_limit.py).
 DEFERRAL_CAP_SECONDS = 120
 DEFERRAL_JITTER = 0.25
 DEFERRAL_GRACE_CAP_SECONDS = 2 * 3600
