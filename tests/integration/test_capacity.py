@@ -38,6 +38,9 @@ def test_the_stack_holds_issue_20s_invariants(scenario: Scenario) -> None:
     assert result.peak_videodb_rps <= budget["videodb_rps"]
     settled = sum(result.outcome_events.values()) + sum(result.dead_letters.values())
     assert settled >= result.downloads
+    # The split's bound (bounds.py) is below any run of this design: the model never beats it.
+    assert result.drain_split_bound_seconds is not None
+    assert result.drain_seconds >= result.drain_split_bound_seconds
 
 
 def test_the_same_seed_gives_the_same_run() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import simpy
 
 from videodb_retry_local.load.capacity import functions
+from videodb_retry_local.load.capacity.bounds import split_bound_seconds
 from videodb_retry_local.load.capacity.costs import cost_usd
 from videodb_retry_local.load.capacity.counts import Counts
 from videodb_retry_local.load.capacity.deployment import Deployment, deployment
@@ -67,6 +68,8 @@ class ScenarioResult:
     outcome_events: dict[str, int] = field(default_factory=dict)
     budget_refusals: dict[str, int] = field(default_factory=dict)  # gate refusals by request kind
     deferred_records: int = 0  # retry records re-queued by the budget (no receive spent)
+    # The least drain this design's request split allows (bounds.py); None without a budget.
+    drain_split_bound_seconds: float | None = None
     series: Series | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -210,7 +213,22 @@ def _result(run: _Run, design: str, budget: dict[str, int]) -> ScenarioResult:
         outcome_events=dict(record.events),
         budget_refusals=dict(stack.gated.gate.refused) if stack.gated else {},
         deferred_records=stack.deferrals.deferred,
+        drain_split_bound_seconds=_split_bound(run) if stack.gated else None,
         series=run.series,
+    )
+
+
+def _split_bound(run: _Run) -> float:
+    """The scenario's least drain under this deployment's split (bounds.py)."""
+    settings = run.deployed.poll.settings
+    return round(
+        split_bound_seconds(
+            run.scenario,
+            settings.budgets.intake_per_second,
+            settings.poll_first_wait_seconds,
+            settings.requeue_delay_seconds,
+        ),
+        1,
     )
 
 

@@ -24,6 +24,7 @@ ROWS = (
     ("peak VideoDB requests/s", "peak_videodb_rps"),
     ("drain (s)", "drain_seconds"),
     ("drain floor (s)", "drain_floor_seconds"),
+    ("drain bound of the split (s)", "drain_split_bound_seconds"),
     ("cost (USD)", "cost_usd"),
     ("dead letters", "dead_letters"),
     ("still pending at the horizon", "unfinished"),
