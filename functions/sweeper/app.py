@@ -16,7 +16,7 @@ from videodb_retry.adapters.videodb_client import VideoDBClient
 from videodb_retry.observability import Metric, count, logger, metrics
 from videodb_retry.settings import current
 from videodb_retry.steps.gated_videodb import GatedVideoDB, TimeLeft
-from videodb_retry.steps.sweeper import Sweeper
+from videodb_retry.steps.sweeper import RunWindow, Sweeper
 
 settings = current()
 # Each page takes a token from the shared request budget; a page waits for the next window
@@ -42,13 +42,11 @@ sweeper = Sweeper(
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Run one sweep, within the function's time left; return its counts."""
-    time_left.register(context)
-
-    def seconds_left() -> float:
-        return context.get_remaining_time_in_millis() / 1000
-
-    report = asdict(sweeper.sweep(now=datetime.now(UTC), time_left=seconds_left))
+    """Run one sweep, within the function's time left and before the next scheduled run;
+    return its counts."""
+    run = RunWindow(context, settings.sweep_rate_minutes, clock=time.monotonic)
+    time_left.register(run)
+    report = asdict(sweeper.sweep(now=datetime.now(UTC), time_left=run.seconds_left))
     count(Metric.FAILURES_FOUND, report["published"])
     logger.info("sweep finished", extra=report)
     return report

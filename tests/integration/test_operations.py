@@ -63,3 +63,24 @@ def test_without_an_address_alarms_have_no_actions(stack):
     alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert alarms and all(a["AlarmActions"] == [] for a in alarms)
     assert "AlarmTopic" not in stack.ids.resources
+
+
+def test_the_deployed_sweeper_ends_its_run_before_the_next_scheduled_one(make_stack, monkeypatch):
+    """SweepRateMinutes reaches the function (SWEEP_RATE_MINUTES) and bounds the run's time:
+    at rate 2 a run of the 300 s function may take 90 s (steps/sweeper.RunWindow)."""
+    stack = make_stack(SweeperEnabled="true", SweepRateMinutes=2)
+    module = stack.functions["SweeperFunction"].module
+    assert module.settings.sweep_rate_minutes == 2
+    seen: list[float] = []
+
+    def sweep(now, time_left=None):
+        seen.append(time_left())
+        seen.append(module.time_left.patience())  # the request budget's wait, bounded the same
+        return module.sweeper.__class__.sweep(module.sweeper, now, time_left=lambda: 0.0)
+
+    monkeypatch.setattr(module.sweeper, "sweep", sweep)
+    report = stack.invoke("SweeperFunction", {})
+    assert report["stopped"] == "time" and report["pages"] == 0
+    window, patience = seen
+    assert 85.0 < window <= 90.0  # 2 min less the 30 s slack; the function's 300 s is longer
+    assert patience < window

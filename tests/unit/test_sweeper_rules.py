@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 from videodb_retry.errors import RequestDeferred
 from videodb_retry.rules.sweep_cursor import Anchor, SweepCursor
 from videodb_retry.settings import Settings
-from videodb_retry.steps.sweeper import STOP_BUDGET, STOP_END, STOP_LOOKBACK, STOP_PAGES, STOP_TIME, Sweeper
+from videodb_retry.steps.sweeper import (
+    SCHEDULE_SLACK_SECONDS,
+    STOP_BUDGET,
+    STOP_END,
+    STOP_LOOKBACK,
+    STOP_PAGES,
+    STOP_TIME,
+    RunWindow,
+    Sweeper,
+)
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LOOKBACK_HOURS = 1.0
@@ -309,3 +318,40 @@ def test_every_failure_in_the_window_is_published_exactly_once(
     }
     assert in_window <= set(events.published)
     assert not [i for i, times in events.published.items() if times > 1]
+
+
+@dataclass
+class Context:
+    """A Lambda context whose time left runs on ``clock``."""
+
+    clock: list[float]
+    timeout: float = 300.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.timeout - self.clock[0]) * 1000)
+
+
+@pytest.mark.parametrize("rate_minutes", [2, 3, 5, 15])
+def test_a_run_ends_before_the_next_scheduled_run_starts(rate_minutes: int) -> None:
+    """Scheduler starts a run every rate whether or not the last ended: with a 300 s function
+    and pages of 20 s, a run at rate 2 stops in time for the next (the window is the rate less
+    SCHEDULE_SLACK_SECONDS), and at 15 it runs to its own time limit."""
+    clock = [0.0]
+    listing = Listing(newest_first=False)
+    ages(listing, range(0, 60, 1))  # 60 failures, 3 a page: never the list's end in one run
+
+    class Slow(Listing):
+        def list_downloads(self, page_index: int = 0, count: int = 100) -> list[dict[str, Any]]:
+            clock[0] += 20.0
+            return listing.list_downloads(page_index, count)
+
+    events, cursors = Events(), Cursors()
+    sweeper = Sweeper(Slow(), SETTINGS, Claims(), events, cursors, page_size=3, max_pages=50)
+    run = RunWindow(Context(clock), rate_minutes, clock=lambda: clock[0])
+    assert run.seconds_left() == min(300.0, rate_minutes * 60 - SCHEDULE_SLACK_SECONDS)
+    report = sweeper.sweep(NOW, time_left=run.seconds_left)
+    assert report.stopped == STOP_TIME
+    assert clock[0] <= min(300.0, rate_minutes * 60 - SCHEDULE_SLACK_SECONDS)
+    assert run.get_remaining_time_in_millis() == int(run.seconds_left() * 1000)
+    # Every page read was started with the reserve left, so it ended inside the window.
+    assert report.pages == len(listing.calls) >= 1

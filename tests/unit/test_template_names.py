@@ -38,7 +38,12 @@ NAME_PROPERTY = {
     "AWS::StepFunctions::StateMachine": "StateMachineName",
 }
 # Types that carry no account-scoped name of their own.
-NAMELESS = {"AWS::SQS::QueuePolicy", "AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission"}
+NAMELESS = {
+    "AWS::SQS::QueuePolicy",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::EventInvokeConfig",  # one per function and qualifier, named by them
+}
 
 
 class _AnyAttribute(dict[str, str]):

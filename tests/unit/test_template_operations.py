@@ -294,3 +294,35 @@ def test_the_retry_loop_stays_below_lambdas_recursive_loop_detection():
     for logical_id, resource in RESOURCES.items():
         if resource["Type"] == "AWS::Serverless::Function":
             assert resource["Properties"].get("RecursiveLoop", "Terminate") == "Terminate", logical_id
+
+
+def test_a_scheduled_function_is_never_retried_or_run_late_by_lambda():
+    """EventBridge Scheduler invokes Lambda asynchronously: Lambda would retry a failed run twice
+    and keep a throttled one for up to 6 hours, starting it beside the next scheduled run.
+    Read as it deploys (the official SAM translation), every scheduled function has no
+    asynchronous retry and an event age of a minute, its schedule no retry and no flexible
+    window (the sweeper's runs end SCHEDULE_SLACK_SECONDS before the next starts on time)."""
+    from videodb_retry_local.stack.iam.sam_translation import translate
+
+    resources = translate(Template.load(overrides={"SweeperEnabled": "true"}))["Resources"]
+    schedules = {
+        properties["Target"]["Arn"]["Fn::GetAtt"][0]: properties
+        for properties in (
+            r["Properties"] for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"
+        )
+    }
+    configs = {
+        r["Properties"]["FunctionName"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    assert set(schedules) == {"SweeperFunction", "BreakerFunction"}
+    for function, schedule in schedules.items():
+        assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}, function
+        assert schedule["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0}, function
+        config = configs[function]
+        assert config["MaximumRetryAttempts"] == 0, function
+        assert config["MaximumEventAgeInSeconds"] == 60, function  # the least Lambda accepts
+        assert config["Qualifier"] == "$LATEST", function  # the schedule targets the function itself
+    sweeper = resources["SweeperFunction"]["Properties"]["Environment"]["Variables"]
+    assert sweeper["SWEEP_RATE_MINUTES"] == {"Ref": "SweepRateMinutes"}

@@ -46,6 +46,7 @@ class Settings:
     outcome_event_source: str = OUTCOME_EVENT_SOURCE
     # The sweeper's (see sweeper.py); required there, unused by the other functions.
     sweep_lookback_hours: float = 24.0
+    sweep_rate_minutes: float = 15.0  # the schedule's rate: a run ends before the next starts
     failure_event_source: str = ""
     failure_event_detail_type: str = ""
     sweep_table_name: str = ""
@@ -127,6 +128,7 @@ class Settings:
             event_bus_name=text("EVENT_BUS_NAME", d.event_bus_name),
             outcome_event_source=text("OUTCOME_EVENT_SOURCE", d.outcome_event_source),
             sweep_lookback_hours=number("SWEEP_LOOKBACK_HOURS", d.sweep_lookback_hours, float),
+            sweep_rate_minutes=number("SWEEP_RATE_MINUTES", d.sweep_rate_minutes, float),
             failure_event_source=text("FAILURE_EVENT_SOURCE", ""),
             failure_event_detail_type=text("FAILURE_EVENT_DETAIL_TYPE", ""),
             sweep_table_name=text("STATE_TABLE_NAME", ""),

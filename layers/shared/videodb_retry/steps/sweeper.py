@@ -34,6 +34,35 @@ MAX_PAGES_PER_RUN = 50  # 250,000 downloads a run; a longer pass goes on in the 
 TIME_RESERVE_SECONDS = 60.0
 EVENTS_PER_PUT = 10  # PutEvents takes at most 10 entries
 STALE_CLAIM = timedelta(minutes=15)  # longer than a sweep can run (the function's timeout)
+# EventBridge Scheduler starts a run every SweepRateMinutes whether or not the last one has
+# ended; a run that outlived the rate would run beside the next (two sweeper executions where
+# the concurrency budget counts one, two runs moving one cursor). A run therefore ends this long
+# before the next may start (the schedule's flexible time window is off: runs start on time).
+SCHEDULE_SLACK_SECONDS = 30.0
+
+
+class RunWindow:
+    """The time a sweep run may still take: its invocation's time left, and never past the
+    next scheduled run (``rate_minutes`` after this one started, less ``SCHEDULE_SLACK_SECONDS``).
+
+    It reads like a Lambda context (``get_remaining_time_in_millis``) for the request budget's
+    ``TimeLeft``, and ``seconds_left`` is :meth:`Sweeper.sweep`'s ``time_left``.
+    """
+
+    def __init__(self, context: Any, rate_minutes: float, clock: Callable[[], float]) -> None:
+        self._context = context
+        self._clock = clock
+        self._ends_at = clock() + rate_minutes * 60 - SCHEDULE_SLACK_SECONDS
+
+    def seconds_left(self) -> float:
+        """Seconds the run may still take."""
+        own = self._context.get_remaining_time_in_millis() / 1000
+        return max(0.0, min(own, self._ends_at - self._clock()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        """``seconds_left`` in milliseconds, as a Lambda context gives its own."""
+        return int(self.seconds_left() * 1000)
+
 
 # Why a run ended (SweepReport.stopped).
 STOP_LOOKBACK = "lookback"  # newest first, and the page reached the look-back edge: pass done

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 from videodb_retry.rules.sweep_cursor import SweepCursor
-from videodb_retry.steps.sweeper import Sweeper
+from videodb_retry.steps.sweeper import RunWindow, Sweeper
 
 from videodb_retry_local.load.capacity import functions
 from videodb_retry_local.load.capacity.deployment import Deployment
+from videodb_retry_local.load.capacity.gate import SimContext
 from videodb_retry_local.load.capacity.sim_lambda import Account
 from videodb_retry_local.load.capacity.sim_ports import Record
 from videodb_retry_local.load.capacity.sim_sqs import Queue
@@ -121,10 +122,15 @@ def sweeper_schedule(stack: Swept, sweeper_videodb: Any) -> Generator[simpy.Even
         if not stack.account.acquire("sweeper", start):
             continue
         stack.clock.now = start + functions.INVOKE_OVERHEAD_SECONDS
+        # As functions/sweeper/app.py: the run's time is the invocation's, up to the next run.
+        context = SimContext(stack.clock, deadline=start + spec.timeout_seconds)
+        run = RunWindow(context, settings.sweep_rate_minutes, clock=lambda: stack.clock.now)
         if stack.gated is not None:
-            stack.gated.sweeper_context.deadline = start + spec.timeout_seconds
+            stack.gated.sweeper_time_left.register(run)
         try:
-            sweeper.sweep(now=datetime.fromtimestamp(wall_start + stack.clock.now, UTC))
+            sweeper.sweep(
+                now=datetime.fromtimestamp(wall_start + stack.clock.now, UTC), time_left=run.seconds_left
+            )
         except Exception:  # a failed run is the next run's work (claims not published are retaken)
             stack.sweeps_failed += 1
         stack.record.puts += events.put_entries
