@@ -247,9 +247,9 @@ def _print_summary(summary: Summary) -> None:
     permanent = sum(n for code, n in summary.by_error_code().items() if code.startswith(PERMANENT_PREFIXES))
     if permanent:
         print(
-            f"note: {permanent} message(s) are poison or a permanent VideoDB error; moved back, they "
-            "return to the dead-letter queue (within its idempotency window a refused attempt is "
-            "not sent to VideoDB again)"
+            f"note: {permanent} message(s) are poison or a permanent VideoDB error; moved back, "
+            "poison returns to the dead-letter queue at once, and each other one begins a new retry "
+            "sequence: VideoDB is asked again and refuses it again unless its cause was fixed"
         )
 
 

@@ -52,7 +52,10 @@ def test_dry_run_counts_by_code_and_reason_and_consumes_nothing(
     assert lines[4].split()[:2] == ["3", "poison"] and lines[4].endswith("neither a download id nor JSON")
     assert lines[5].split()[:2] == ["2", "http_404"]
     assert lines[6].split()[:2] == ["1", "(none)"]
+    # What moving them back does now: poison comes straight back; the others begin a new retry
+    # sequence, so VideoDB is asked again (never "not sent again": retry sequences, issue 21).
     assert "5 message(s) are poison or a permanent VideoDB error" in result.out
+    assert "VideoDB is asked again" in result.out and "not sent to VideoDB again" not in result.out
     assert lines[-1] == "dry run: nothing moved"
     assert api_calls.named("StartMessageMoveTask") == []
     # Read, not consumed: everything is visible again at once.
