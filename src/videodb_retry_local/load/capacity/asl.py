@@ -156,16 +156,22 @@ class Interpreter:
             if made >= retrier.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS):
                 return None
             attempts[index] = made + 1
-            delay = (
-                retrier.get("IntervalSeconds", DEFAULT_INTERVAL)
-                * retrier.get("BackoffRate", DEFAULT_BACKOFF) ** made
-            )
-            if "MaxDelaySeconds" in retrier:
-                delay = min(delay, retrier["MaxDelaySeconds"])
+            delay = retry_interval(retrier, made)
             if retrier.get("JitterStrategy", "NONE") == "FULL":
                 delay = self._rng.uniform(0, delay)
             return float(delay)
         return None
+
+
+def retry_interval(retrier: Mapping[str, Any], made: int) -> float:
+    """The wait before a Retry's try after ``made`` retries, before any jitter:
+    ``IntervalSeconds x BackoffRate**made``, at most ``MaxDelaySeconds``."""
+    delay = (
+        retrier.get("IntervalSeconds", DEFAULT_INTERVAL) * retrier.get("BackoffRate", DEFAULT_BACKOFF) ** made
+    )
+    if "MaxDelaySeconds" in retrier:
+        delay = min(delay, retrier["MaxDelaySeconds"])
+    return float(delay)
 
 
 def _matches(names: list[str], error: str) -> bool:

@@ -9,9 +9,8 @@ scenario's drain time is our polling and how much is the split itself:
   ``i``-th download's first POST is in window ``i // intake`` at the earliest (nor before its
   arrival);
 - each job's end is seen at the workflow's first poll at or after it: the first wait
-  (``PollFirstWaitSeconds``), then the Retry ladder on ``JobStillRunning`` (``poll.py``'s
-  ``LADDER_*``, checked against the definition by ``tests/unit/test_poll_schedule.py``), with no
-  poll ever deferred;
+  (``PollFirstWaitSeconds``), then the definition's Retry on ``JobStillRunning`` (the
+  interpreter's ``retry_interval``), with no poll ever deferred;
 - a failed first job's download is POSTed again ``RequeueDelaySeconds`` after that poll, at once
   (no queue ahead of it), and its second job is seen the same way.
 
@@ -23,10 +22,18 @@ of the design; where it is above 1.25 x the floor, no poll schedule of this spli
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
-from videodb_retry.steps.poll import LADDER_CAP_SECONDS, LADDER_FACTOR, LADDER_FIRST_SECONDS
-
+from videodb_retry_local.load.capacity.asl import retry_interval
+from videodb_retry_local.load.capacity.deployment import deployment
 from videodb_retry_local.load.capacity.scenarios import Scenario
+
+
+@cache
+def _still_running_retrier() -> dict[str, Any]:
+    """The poll Task's Retry on ``JobStillRunning``, as the deployed definition has it."""
+    poll = deployment().definition["States"]["PollJob"]
+    return next(r for r in poll["Retry"] if "JobStillRunning" in r["ErrorEquals"])
 
 
 @cache
@@ -35,7 +42,7 @@ def seen_at(job_seconds: float, first_wait: float) -> float:
     POST): the first poll after ``first_wait``, then every step of the ladder."""
     at, step = float(first_wait), 0
     while at < job_seconds:
-        at += min(LADDER_FIRST_SECONDS * LADDER_FACTOR**step, LADDER_CAP_SECONDS)
+        at += retry_interval(_still_running_retrier(), step)
         step += 1
     return at
 

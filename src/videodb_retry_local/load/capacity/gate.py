@@ -78,7 +78,7 @@ class Gated:
     gate: SimGate
     retry_context: SimContext
     time_left: TimeLeft
-    sweeper_context: SimContext
+    # Registered per run with the run's window (sweeping.py, as functions/sweeper/app.py does).
     sweeper_time_left: TimeLeft
 
 
@@ -100,10 +100,8 @@ def gated_wiring(function: str, videodb: SimVideoDB, stack: Wired) -> Any:
         time_left = TimeLeft(reserve_seconds=reserve)
         time_left.register(context)
         # The sweeper's reserve, as functions/sweeper/app.py sets it.
-        sweeper_context = SimContext(videodb.clock)
         sweeper_time_left = TimeLeft(reserve_seconds=reserve + 5)
-        sweeper_time_left.register(sweeper_context)
-        stack.gated = Gated(gate, context, time_left, sweeper_context, sweeper_time_left)
+        stack.gated = Gated(gate, context, time_left, sweeper_time_left)
     gated = stack.gated
     clock = videodb.clock
     if function == "retry":
